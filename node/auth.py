@@ -1,0 +1,57 @@
+"""Bearer authentication of incoming requests against the node's own access tokens (RFC 6750)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from trust.errors import InvalidRequest, InvalidToken, TrustError
+from trust.layer import TrustLayer
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: party id, token jti and granted scope."""
+
+    party_id: str
+    jti: str
+    scope: str
+
+
+def authenticate(request: Request, layer: TrustLayer) -> Caller:
+    """Caller from `Authorization: Bearer <token>`; InvalidToken (401) if missing or invalid."""
+    caller = optional_caller(request, layer)
+    if caller is None:
+        raise InvalidToken("token_missing", "Authorization: Bearer token required")
+    return caller
+
+
+def optional_caller(request: Request, layer: TrustLayer) -> Caller | None:
+    """None without an Authorization header; 400 if malformed, 401 if invalid/expired."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise InvalidRequest("authorization_header", "expected Authorization: Bearer <token>")
+    claims = layer.verify_access_token(token)
+    return Caller(party_id=claims.party_id, jti=claims.jti, scope=claims.scope)
+
+
+def error_response(exc: TrustError) -> JSONResponse:
+    """JSON error body with the status the error carries; 401 adds WWW-Authenticate."""
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="{exc.error}", error_description="{_quote(exc.description)}"'
+        )
+    elif exc.status == 403:
+        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+
+def _quote(text: str) -> str:
+    return "".join(c for c in text if c not in '"\\' and 0x20 <= ord(c) < 0x7F)

@@ -1,0 +1,88 @@
+"""Trust endpoints: POST /connect/token, GET /capabilities and the registry role's lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from node.auth import authenticate, error_response, optional_caller
+from trust.errors import InvalidRequest, MethodNotAllowed, TrustError
+from trust.layer import TrustLayer
+
+MAX_FORM_BYTES = 64 * 1024
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def trust_routes(layer: TrustLayer) -> list[Route]:
+    """Routes for the node's trust endpoints; registry routes only when `layer.registry` is set."""
+
+    async def token(request: Request) -> Response:
+        if request.method != "POST":
+            raise MethodNotAllowed("method", "use POST for /connect/token")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise InvalidRequest("content_type", "use application/x-www-form-urlencoded")
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise InvalidRequest("request_oversized", "request body too large")
+        form = await request.form()
+        fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        result = await run_in_threadpool(layer.token_response, fields)
+        return JSONResponse(result, headers=_NO_STORE)
+
+    async def capabilities(request: Request) -> Response:
+        caller = await run_in_threadpool(optional_caller, request, layer)
+        body = layer.capabilities_response(caller.party_id if caller else None)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    async def parties(request: Request) -> Response:
+        caller = authenticate(request, layer)
+        body = await run_in_threadpool(
+            layer.parties_response, caller.party_id, request.query_params
+        )
+        return JSONResponse(body, headers=_NO_STORE)
+
+    async def party(request: Request) -> Response:
+        caller = authenticate(request, layer)
+        pid = request.path_params["party_id"]
+        body = await run_in_threadpool(layer.party_response, caller.party_id, pid)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    async def trusted_list(request: Request) -> Response:
+        caller = authenticate(request, layer)
+        body = await run_in_threadpool(layer.trusted_list_response, caller.party_id)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    routes = [
+        Route("/connect/token", _guarded(token), methods=["GET", "POST"]),
+        Route("/capabilities", _guarded(capabilities), methods=["GET"]),
+    ]
+    if layer.registry is not None:
+        routes += [
+            Route("/parties", _guarded(parties), methods=["GET"]),
+            Route("/parties/{party_id:path}", _guarded(party), methods=["GET"]),
+            Route("/trusted_list", _guarded(trusted_list), methods=["GET"]),
+        ]
+    return routes
+
+
+def _guarded(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Turn TrustErrors into their JSON responses (never a 5xx for bad input)."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except TrustError as exc:
+            response = error_response(exc)
+            if isinstance(exc, MethodNotAllowed):
+                response.headers["Allow"] = "POST"
+            return response
+
+    wrapper.__name__ = endpoint.__name__
+    return wrapper
