@@ -1,0 +1,389 @@
+"""Storage for the audit log: SQLite (default, WAL) or PostgreSQL; appends are serialised.
+
+Each store keeps one connection per process (reopened after fork). An append reads the chain
+head and inserts the next row in one write transaction (`BEGIN IMMEDIATE` on SQLite, a
+transaction-scoped advisory lock on PostgreSQL), so several worker processes can append safely.
+SQLite fast path: a process that appended last remembers the head and inserts `seq + 1` in a
+single autocommit statement; `seq` is the primary key, so if another process got there first the
+insert fails and the append falls back to the `BEGIN IMMEDIATE` path (one statement instead of
+four per append when one worker is busy).
+SQLite runs with `synchronous=NORMAL` by default: in WAL mode a commit is not fsynced, so an OS
+crash or power loss may lose the last commits, but a process crash loses nothing; set
+`synchronous="FULL"` to fsync every append.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditStoreError(Exception):
+    """The store could not read or write (the log turns this into AuditUnavailable)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored entry: indexed columns plus the canonical JSON body the hash covers."""
+
+    seq: int
+    time: str
+    kind: str
+    party: str | None
+    hash: str
+    body: str
+
+
+# build(seq, prev_hash) -> Row; called inside the write transaction.
+RowBuilder = Callable[[int, str], Row]
+
+
+class AuditStore(Protocol):
+    def append(self, build: RowBuilder) -> Row: ...
+
+    def head(self) -> Row | None: ...
+
+    def add_checkpoint(self, seq: int, jws: str) -> None: ...
+
+    def checkpoints(self) -> list[tuple[int, str]]: ...
+
+    def rows(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        party: str | None = None,
+        kind: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[Row]: ...
+
+    def close(self) -> None: ...
+
+
+class NullAuditStore:
+    """A writer that keeps nothing: the baseline for benchmarks, never for production."""
+
+    def append(self, build: RowBuilder) -> Row:
+        return build(1, GENESIS_HASH)
+
+    def head(self) -> Row | None:
+        return None
+
+    def add_checkpoint(self, seq: int, jws: str) -> None:
+        return None
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        return []
+
+    def rows(self, **_filters) -> Iterator[Row]:
+        return iter(())
+
+    def close(self) -> None:
+        return None
+
+
+# Only the (monotonic, cheap to extend) time index: a second index halved append throughput;
+# party/kind filters scan within the time window, which suits rare auditor reads.
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS audit_log (seq INTEGER PRIMARY KEY, time TEXT NOT NULL,"
+    " kind TEXT NOT NULL, party TEXT, hash TEXT NOT NULL, body TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (time)",
+    "CREATE TABLE IF NOT EXISTS audit_checkpoint (seq INTEGER PRIMARY KEY, jws TEXT NOT NULL)",
+)
+
+_INSERT = "INSERT INTO audit_log (seq, time, kind, party, hash, body) VALUES (?, ?, ?, ?, ?, ?)"
+_HEAD = "SELECT seq, time, kind, party, hash, body FROM audit_log ORDER BY seq DESC LIMIT 1"
+
+
+class SqliteAuditStore:
+    """SQLite in WAL mode; `read_only=True` opens the file for auditors (appends then fail)."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "NORMAL", read_only: bool = False
+    ) -> None:
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"bad synchronous mode {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1  # connected lazily: an unopenable store fails the first append
+        self._head: tuple[int, str] | None = None  # this process's last append (seq, hash)
+
+    def append(self, build: RowBuilder) -> Row:
+        with self._lock:
+            try:
+                conn = self._connection()
+                if self._head is not None:
+                    row = build(self._head[0] + 1, self._head[1])
+                    try:
+                        conn.execute(
+                            _INSERT, (row.seq, row.time, row.kind, row.party, row.hash, row.body)
+                        )
+                        self._head = (row.seq, row.hash)
+                        return row
+                    except sqlite3.IntegrityError:
+                        pass  # another process appended since: take the slow path
+                row = self._append_locked(conn, build)
+            except sqlite3.Error as exc:
+                self._head = None
+                raise AuditStoreError(f"sqlite append failed: {exc}") from exc
+            self._head = (row.seq, row.hash)
+            return row
+
+    def _append_locked(self, conn: sqlite3.Connection, build: RowBuilder) -> Row:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            head = conn.execute(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            row = build(head[0] + 1, head[1]) if head else build(1, GENESIS_HASH)
+            conn.execute(_INSERT, (row.seq, row.time, row.kind, row.party, row.hash, row.body))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return row
+
+    def head(self) -> Row | None:
+        with self._lock:
+            try:
+                found = self._connection().execute(_HEAD).fetchone()
+            except sqlite3.Error as exc:
+                raise AuditStoreError(f"sqlite read failed: {exc}") from exc
+        return Row(*found) if found else None
+
+    def add_checkpoint(self, seq: int, jws: str) -> None:
+        with self._lock:
+            try:
+                self._connection().execute(
+                    "INSERT OR IGNORE INTO audit_checkpoint (seq, jws) VALUES (?, ?)", (seq, jws)
+                )
+            except sqlite3.Error as exc:
+                raise AuditStoreError(f"sqlite checkpoint failed: {exc}") from exc
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        with self._lock:
+            try:
+                cur = self._connection().execute(
+                    "SELECT seq, jws FROM audit_checkpoint ORDER BY seq"
+                )
+                return [(int(s), str(j)) for s, j in cur.fetchall()]
+            except sqlite3.Error as exc:
+                raise AuditStoreError(f"sqlite read failed: {exc}") from exc
+
+    def rows(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        party: str | None = None,
+        kind: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[Row]:
+        sql, params = _select(since, until, party, kind, after_seq, limit, "?")
+        with self._lock:
+            try:
+                fetched = self._connection().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise AuditStoreError(f"sqlite read failed: {exc}") from exc
+        return iter([Row(*r) for r in fetched])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn, self._head = None, None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        try:
+            if self.read_only:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
+                )
+            else:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                for stmt in _SCHEMA:
+                    conn.execute(stmt)
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise AuditStoreError(f"cannot open audit database {self.path}: {exc}") from exc
+        self._conn, self._pid, self._head = conn, os.getpid(), None
+        return conn
+
+
+class PostgresAuditStore:
+    """PostgreSQL via psycopg 3; appends take `pg_advisory_xact_lock` to keep the chain linear."""
+
+    LOCK_KEY = 0x64736770  # "dsgp"
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._lock = threading.Lock()
+        self._conn = None
+        self._pid = -1  # connected lazily; the schema is created on first connect
+
+    def append(self, build: RowBuilder) -> Row:
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+                    head = conn.execute(
+                        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+                    ).fetchone()
+                    row = build(head[0] + 1, head[1]) if head else build(1, GENESIS_HASH)
+                    conn.execute(
+                        "INSERT INTO audit_log (seq, time, kind, party, hash, body)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)",
+                        (row.seq, row.time, row.kind, row.party, row.hash, row.body),
+                    )
+            except AuditStoreError:
+                raise
+            except Exception as exc:
+                if _is_db_error(exc):
+                    self._reset()
+                    raise AuditStoreError(f"postgres append failed: {exc}") from exc
+                raise
+            return row
+
+    def head(self) -> Row | None:
+        with self._lock:
+            try:
+                found = self._connection().execute(_HEAD).fetchone()
+            except Exception as exc:
+                self._reset()
+                raise AuditStoreError(f"postgres read failed: {exc}") from exc
+        return Row(int(found[0]), *found[1:]) if found else None
+
+    def add_checkpoint(self, seq: int, jws: str) -> None:
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO audit_checkpoint (seq, jws) VALUES (%s, %s)"
+                        " ON CONFLICT (seq) DO NOTHING",
+                        (seq, jws),
+                    )
+            except Exception as exc:
+                self._reset()
+                raise AuditStoreError(f"postgres checkpoint failed: {exc}") from exc
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        with self._lock:
+            try:
+                cur = self._connection().execute(
+                    "SELECT seq, jws FROM audit_checkpoint ORDER BY seq"
+                )
+                return [(int(s), str(j)) for s, j in cur.fetchall()]
+            except Exception as exc:
+                self._reset()
+                raise AuditStoreError(f"postgres read failed: {exc}") from exc
+
+    def rows(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        party: str | None = None,
+        kind: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[Row]:
+        sql, params = _select(since, until, party, kind, after_seq, limit, "%s")
+        with self._lock:
+            try:
+                fetched = self._connection().execute(sql, params).fetchall()
+            except Exception as exc:
+                self._reset()
+                raise AuditStoreError(f"postgres read failed: {exc}") from exc
+        return iter([Row(int(r[0]), *r[1:]) for r in fetched])
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def _connection(self):
+        if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
+            return self._conn
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+                for stmt in _SCHEMA:
+                    conn.execute(stmt.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY"))
+        except psycopg.Error as exc:
+            raise AuditStoreError(f"cannot connect to audit database: {exc}") from exc
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail again
+                pass
+        self._conn = None
+
+
+def open_audit_store(url: str) -> AuditStore:
+    """`sqlite:///path/to/audit.db` (or a bare path), `postgresql://...`, or `null:`."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresAuditStore(url)
+    if url == "null:":
+        return NullAuditStore()
+    return SqliteAuditStore(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+
+def _select(
+    since: str | None,
+    until: str | None,
+    party: str | None,
+    kind: str | None,
+    after_seq: int,
+    limit: int | None,
+    ph: str,
+) -> tuple[str, list]:
+    where, params = ["seq > " + ph], [after_seq]
+    for cond, value in (
+        (f"time >= {ph}", since),
+        (f"time < {ph}", until),
+        (f"party = {ph}", party),
+        (f"kind = {ph}", kind),
+    ):
+        if value is not None:
+            where.append(cond)
+            params.append(value)
+    sql = "SELECT seq, time, kind, party, hash, body FROM audit_log WHERE " + " AND ".join(where)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += f" LIMIT {ph}"
+        params.append(int(limit))
+    return sql, params
+
+
+def _is_db_error(exc: Exception) -> bool:
+    import psycopg
+
+    return isinstance(exc, psycopg.Error)
