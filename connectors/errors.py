@@ -1,0 +1,37 @@
+"""Connector failures that name the source, the position in it and the reason."""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """A source could not be converted; maps to HTTP 422 when raised behind the admin API."""
+
+    http_status = 422
+
+    def __init__(self, source: str, position: str, reason: str) -> None:
+        self.source = str(source)
+        self.position = position
+        self.reason = reason
+        where = f"{self.source}: {position}" if position else self.source
+        super().__init__(f"{where}: {reason}")
+
+
+class UnknownConnectorKind(ConnectorError):
+    """No connector is registered for the requested kind; maps to HTTP 400."""
+
+    http_status = 400
+
+    def __init__(self, kind: str, known: tuple[str, ...]) -> None:
+        super().__init__(kind, "", f"unknown connector kind (known: {', '.join(known)})")
+        self.kind = kind
+
+
+class ShaclValidationError(ConnectorError):
+    """The connector's output does not conform to its SHACL shapes at the chosen severity."""
+
+    def __init__(self, source: str, kind: str, results: list[str], total: int) -> None:
+        shown = "; ".join(results)
+        more = f" (and {total - len(results)} more)" if total > len(results) else ""
+        super().__init__(source, f"SHACL shapes '{kind}'", f"{total} result(s): {shown}{more}")
+        self.results = results
+        self.total = total
