@@ -1,0 +1,690 @@
+"""Policy enforcement point: what a caller may read, applied to resource GETs and SPARQL queries.
+
+Whole-dataset scopes run on the node's store restricted by pyoxigraph dataset arguments; partial
+scopes run on an in-memory copy holding only the permitted triples. Either way the dataset passed
+to the engine only names permitted graphs, so a query's FROM / FROM NAMED can narrow it, never widen.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+from urllib.parse import urljoin
+
+import pyoxigraph as ox
+
+from trust.delegation import (
+    DSGO_QUERY,
+    ISHARE_READ,
+    WILDCARD,
+    Decision,
+    DenyRule,
+    PartialGrant,
+    Policy,
+    Scope,
+    decide,
+)
+from trust.errors import TrustError
+from trust.policy_store import PolicyStore
+
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+_CACHE_SIZE = 64
+_SCOPE_CACHE_SIZE = 10_000
+
+
+class AccessDenied(TrustError):
+    """The caller may read nothing of the target; HTTP 403 with an explanation."""
+
+    status = 403
+    error = "access_denied"
+
+    def __init__(self, description: str, explanation: dict[str, Any] | None = None) -> None:
+        super().__init__("policy", description)
+        self.explanation = explanation or {}
+
+
+class QueryStore(Protocol):
+    """The part of node/store.py the enforcement point uses."""
+
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None,
+        named_graphs: list[str] | None,
+        union_default: bool = False,
+        timeout: float | None = None,
+    ) -> Any: ...
+
+    def quads(
+        self,
+        subject: str | None = None,
+        predicate: str | None = None,
+        object: Any = None,
+        graphs: list[str] | None = None,
+    ) -> Iterable[ox.Quad]: ...
+
+
+def scoped_query(
+    store: QueryStore,
+    query: str,
+    scope: Scope,
+    *,
+    dataset_graphs: Sequence[str],
+    cache: MaterialisedCache | None = None,
+    data_version: Hashable | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Run `query` over only what `scope` permits; the default graph is the union of it."""
+    from_graphs, from_named = dataset_clause(query)
+    whole = _whole_graphs(scope, dataset_graphs)
+    if scope.partial:
+        if cache is not None and data_version is not None:
+            mem = cache.get_or_build(
+                (scope, data_version), lambda: _materialise(store, scope, dataset_graphs)
+            )
+        else:
+            mem = _materialise(store, scope, dataset_graphs)
+        target: QueryStore = _MemoryStore(mem)
+        permitted = set(whole) | {g.value for g in mem.named_graphs()}
+    else:
+        target = store
+        permitted = set(whole)
+    if from_graphs is None and from_named is None:
+        default = named = sorted(permitted)
+    else:
+        default = [g for g in (from_graphs or []) if g in permitted]
+        named = [g for g in (from_named or []) if g in permitted]
+    return target.query(query, default_graph=default, named_graphs=named, timeout=timeout)
+
+
+def filter_description(
+    triples: Iterable[ox.Triple | ox.Quad],
+    scope: Scope,
+    subject_iri: str,
+    graph_iris: Sequence[str],
+) -> list[ox.Triple] | None:
+    """Keep the permitted triples of a resource description; None (403) if none is permitted.
+
+    Pass Quads (each triple's graph is then known); a plain Triple counts as present in every
+    graph of `graph_iris`. Every graph given is treated as a dataset graph.
+    """
+    items = list(triples)
+    types: dict[tuple[str, str], set[str]] = {}
+    located: list[tuple[ox.Triple, list[str]]] = []
+    for item in items:
+        graphs = [item.graph_name.value] if isinstance(item, ox.Quad) else list(graph_iris)
+        triple = item.triple if isinstance(item, ox.Quad) else item
+        located.append((triple, graphs))
+        if triple.predicate.value == RDF_TYPE and isinstance(triple.object, ox.NamedNode):
+            for g in graphs:
+                types.setdefault((triple.subject.value, g), set()).add(triple.object.value)
+    whole = scope.whole_datasets
+    kept: list[ox.Triple] = []
+    seen: set[ox.Triple] = set()
+    for triple, graphs in located:
+        if triple in seen:
+            continue
+        s, p = triple.subject.value, triple.predicate.value
+        if any(
+            WILDCARD in whole
+            or g in whole
+            or any(grant_allows(gr, s, p, g, types.get((s, g), ())) for gr in scope.partial)
+            for g in graphs
+        ):
+            seen.add(triple)
+            kept.append(triple)
+    return kept or None
+
+
+def dataset_clause(query: str) -> tuple[list[str] | None, list[str] | None]:
+    """The query's FROM and FROM NAMED IRIs; (None, None) when it has no dataset clause.
+
+    Security does not depend on this parse: the engine only ever gets permitted graphs; this only
+    makes FROM narrow the default graph the way SPARQL says it should.
+    """
+    prefixes: dict[str, str] = {}
+    base: str | None = None
+    froms: list[str] | None = None
+    named: list[str] | None = None
+    tokens = [t for t in _tokens(query)]
+    i = 0
+    while i < len(tokens):
+        word = tokens[i].upper()
+        if word == "PREFIX" and i + 2 < len(tokens) and tokens[i + 1].endswith(":"):
+            prefixes[tokens[i + 1][:-1]] = _resolve_iri(tokens[i + 2], base)
+            i += 3
+            continue
+        if word == "BASE" and i + 1 < len(tokens) and tokens[i + 1].startswith("<"):
+            base = _resolve_iri(tokens[i + 1], base)
+            i += 2
+            continue
+        if word == "FROM" and i + 1 < len(tokens):
+            is_named = tokens[i + 1].upper() == "NAMED"
+            j = i + 2 if is_named else i + 1
+            iri = _term_iri(tokens[j], prefixes, base) if j < len(tokens) else None
+            froms = froms if froms is not None else []
+            named = named if named is not None else []
+            if iri is not None:
+                (named if is_named else froms).append(iri)
+            i = j + 1
+            continue
+        i += 1
+    return froms, named
+
+
+def replace_dataset_clause(
+    query: str, default_graphs: Sequence[str], named_graphs: Sequence[str]
+) -> str:
+    """The query with its FROM / FROM NAMED replaced by the given graphs (SPARQL Protocol
+    default-graph-uri / named-graph-uri override the query's own dataset clause)."""
+    if not default_graphs and not named_graphs:
+        return query
+    for iri in [*default_graphs, *named_graphs]:
+        if not _IRI_OK.fullmatch(iri):
+            raise ValueError(f"not an IRI: {iri!r}")
+    clause = " ".join(
+        [f"FROM <{g}>" for g in default_graphs] + [f"FROM NAMED <{g}>" for g in named_graphs]
+    )
+    spans = list(_spans(query))
+    removed: list[tuple[int, int]] = []
+    i = 0
+    while i < len(spans):
+        if spans[i][0].upper() == "FROM" and i + 1 < len(spans):
+            j = i + 2 if spans[i + 1][0].upper() == "NAMED" else i + 1
+            end = spans[min(j, len(spans) - 1)][2]
+            removed.append((spans[i][1], end))
+            i = j + 1
+            continue
+        i += 1
+    if removed:
+        out, last = [], 0
+        for n, (start, end) in enumerate(removed):
+            out.append(query[last:start])
+            out.append(clause if n == 0 else "")
+            last = end
+        out.append(query[last:])
+        return "".join(out)
+    at = _dataset_clause_position(spans, len(query))
+    return f"{query[:at]} {clause} {query[at:]}"
+
+
+def grant_allows(grant: PartialGrant, s: str, p: str | None, g: str, types: Iterable[str]) -> bool:
+    """Does a partial grant permit triple (s, p, *) in graph g (p None: some property of s)?"""
+    if grant.datasets is not None and g not in grant.datasets:
+        return False
+    if grant.subjects is not None and s not in grant.subjects:
+        return False
+    if grant.rdf_type is not None and grant.rdf_type not in types:
+        return False
+    if p is not None and grant.attributes is not None and p not in grant.attributes:
+        return False
+    return not any(_deny_hits(d, s, p, g, types) for d in grant.denies)
+
+
+class MaterialisedCache:
+    """Small LRU of in-memory stores, keyed by (scope, store data version)."""
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, ox.Store] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: Hashable, build: Callable[[], ox.Store]) -> ox.Store:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+@dataclass
+class _CachedScope:
+    version: int
+    valid_until: float
+    scope: Scope
+
+
+class Enforcer:
+    """The node's PEP: scopes per caller (cached per policy version), audit on every decision."""
+
+    def __init__(
+        self,
+        policies: PolicyStore,
+        *,
+        node_party_id: str,
+        base_iri: str,
+        on_decision: Callable[[Decision], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policies = policies
+        self.node_party_id = node_party_id
+        self.base_iri = base_iri.rstrip("/")
+        self.on_decision = on_decision or (lambda decision: None)
+        self.clock = clock
+        self.materialised = MaterialisedCache()
+        self._scopes: dict[tuple[str, str], _CachedScope] = {}
+        self._graphs: tuple[Hashable, list[str]] | None = None
+        self._dataset_re = re.compile(
+            re.escape(self.base_iri) + r"/dataset/[a-z0-9][a-z0-9_-]{0,62}"
+        )
+
+    def scope_for(
+        self, caller: str, action: str = ISHARE_READ, evidence: Sequence[Policy] = ()
+    ) -> Scope:
+        """What `caller` may read now; recomputed only when policies change or a window ends.
+
+        `evidence`: verified delegation evidence the caller brought (from an external register);
+        it counts only where the data owner (this node's party) issued it.
+        """
+        version = self.policies.version()
+        now = self.clock()
+        key = (caller, action)
+        cached = self._scopes.get(key)
+        if cached is None or cached.version != version or now >= cached.valid_until:
+            records = self.policies.list(subject=caller, issuer=self.node_party_id)
+            scope = self._decide(caller, records, now, action)
+            cached = _CachedScope(version, _valid_until(records, now), scope)
+            if len(self._scopes) >= _SCOPE_CACHE_SIZE:
+                self._scopes.clear()
+            self._scopes[key] = cached
+        if not evidence:
+            return cached.scope
+        records = self.policies.list(subject=caller, issuer=self.node_party_id)
+        return self._decide(caller, [*records, *evidence], now, action)
+
+    def _decide(self, caller: str, records: Sequence[Policy], now: float, action: str) -> Scope:
+        return decide(
+            caller,
+            records,
+            now,
+            issuer=self.node_party_id,
+            service_provider=self.node_party_id,
+            action=action,
+        )
+
+    def describe(
+        self,
+        caller: str,
+        triples: Iterable[ox.Triple | ox.Quad],
+        subject_iri: str,
+        graph_iris: Sequence[str],
+        *,
+        evidence: Sequence[Policy] = (),
+    ) -> list[ox.Triple]:
+        """Filter a resource description for `caller`; AccessDenied (403) if nothing is permitted."""
+        scope = self.scope_for(caller, ISHARE_READ, evidence)
+        items = list(triples)
+        kept = filter_description(items, scope, subject_iri, graph_iris)
+        if kept is None:
+            self._audit("Deny", caller, ISHARE_READ, subject_iri, scope, "no policy permits it")
+            types = {
+                t.object.value
+                for t in items
+                if t.subject.value == subject_iri and t.predicate.value == RDF_TYPE
+            }
+            raise AccessDenied(
+                "no policy permits reading this resource",
+                self.explain(caller, resource=subject_iri, graph_iris=graph_iris, types=types),
+            )
+        self._audit("Permit", caller, ISHARE_READ, subject_iri, scope, f"{len(kept)} triples")
+        return kept
+
+    def query(
+        self,
+        store: QueryStore,
+        caller: str,
+        sparql: str,
+        *,
+        data_version: Hashable | None = None,
+        timeout: float | None = None,
+        evidence: Sequence[Policy] = (),
+    ) -> Any:
+        """Run a SPARQL query scoped to `caller`; AccessDenied (403) if it may read nothing."""
+        scope = self.scope_for(caller, DSGO_QUERY, evidence)
+        if scope.is_empty:
+            self._audit("Deny", caller, DSGO_QUERY, "sparql", scope, "no policy applies")
+            raise AccessDenied("no policy permits querying this node", self.explain(caller))
+        graphs = self.dataset_graphs(store, data_version)
+        self._audit("Permit", caller, DSGO_QUERY, "sparql", scope, "scoped query")
+        return scoped_query(
+            store,
+            sparql,
+            scope,
+            dataset_graphs=graphs,
+            cache=self.materialised,
+            data_version=data_version,
+            timeout=timeout,
+        )
+
+    def dataset_graphs(self, store: QueryStore, data_version: Hashable | None = None) -> list[str]:
+        """The store's dataset graphs `{base}/dataset/{name}` (cached per data version)."""
+        if (
+            data_version is not None
+            and self._graphs is not None
+            and self._graphs[0] == data_version
+        ):
+            return self._graphs[1]
+        if hasattr(store, "datasets"):
+            found = [info.graph for info in store.datasets()]
+        else:
+            rows = store.query(
+                "SELECT DISTINCT ?g WHERE { GRAPH ?g { } }", default_graph=None, named_graphs=None
+            )
+            found = [row[0].value for row in rows if isinstance(row[0], ox.NamedNode)]
+        graphs = sorted(g for g in found if self._dataset_re.fullmatch(g))
+        if data_version is not None:
+            self._graphs = (data_version, graphs)
+        return graphs
+
+    def explain(
+        self,
+        caller: str,
+        *,
+        resource: str | None = None,
+        dataset: str | None = None,
+        graph_iris: Sequence[str] = (),
+        types: Iterable[str] = (),
+        action: str = ISHARE_READ,
+    ) -> dict[str, Any]:
+        """Why `caller` may or may not read a target: only policies that apply to the caller."""
+        now = self.clock()
+        records = self.policies.list(subject=caller)
+        graphs = list(graph_iris) or ([self._dataset_iri(dataset)] if dataset else [])
+        types = set(types)
+        considered = [
+            _explain_policy(r, caller, now, self.node_party_id, action, resource, graphs, types)
+            for r in records
+        ]
+        permit = next((c for c in considered if c["rule"] == "Permit"), None)
+        if permit is not None:
+            decision, rule = "Permit", f"policy {permit['id']}: Permit rule"
+        else:
+            deny = next((c for c in considered if c["rule"].startswith("Deny")), None)
+            decision = "Deny"
+            rule = (
+                f"policy {deny['id']}: {deny['rule']}"
+                if deny
+                else "no policy applies (deny by default)"
+            )
+        return {
+            "decision": decision,
+            "party": caller,
+            "action": action,
+            "target": resource or (graphs[0] if graphs else "sparql"),
+            "rule": rule,
+            "policies": considered,
+        }
+
+    def _dataset_iri(self, name: str) -> str:
+        return name if "/" in name else f"{self.base_iri}/dataset/{name}"
+
+    def _audit(
+        self, effect: str, caller: str, action: str, target: str, scope: Scope, reason: str
+    ) -> None:
+        self.on_decision(Decision(effect, caller, action, target, scope.policy_ids, reason))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _deny_hits(d: DenyRule, s: str, p: str | None, g: str, types: Iterable[str]) -> bool:
+    if d.datasets is not None and g not in d.datasets:
+        return False
+    if d.subjects is not None and s not in d.subjects:
+        return False
+    if d.rdf_type is not None and d.rdf_type not in types:
+        return False
+    if d.ids_any is not None and s not in d.ids_any and g not in d.ids_any:
+        return False
+    if d.attributes is not None and (p is None or p not in d.attributes):
+        return False
+    return True
+
+
+def _whole_graphs(scope: Scope, dataset_graphs: Sequence[str]) -> list[str]:
+    if WILDCARD in scope.whole_datasets:
+        return list(dataset_graphs)
+    return [g for g in dataset_graphs if g in scope.whole_datasets]
+
+
+def _materialise(store: QueryStore, scope: Scope, dataset_graphs: Sequence[str]) -> ox.Store:
+    """An in-memory store holding exactly the triples `scope` permits, in their graphs."""
+    mem = ox.Store()
+    whole = set(_whole_graphs(scope, dataset_graphs))
+    for g in sorted(whole):
+        mem.extend(store.quads(graphs=[g]))
+    type_maps: dict[str, dict[str, set[str]]] = {}
+    for grant in scope.partial:
+        graphs = [g for g in dataset_graphs if g not in whole]
+        if grant.datasets is not None:
+            graphs = [g for g in graphs if g in grant.datasets]
+        for g in graphs:
+            if g not in type_maps:
+                type_maps[g] = _types_in(store, g)
+            types = type_maps[g]
+            for quad in _candidates(store, grant, g, types):
+                s = quad.subject.value
+                if grant_allows(grant, s, quad.predicate.value, g, types.get(s, ())):
+                    mem.add(quad)
+    return mem
+
+
+def _types_in(store: QueryStore, graph: str) -> dict[str, set[str]]:
+    types: dict[str, set[str]] = {}
+    for quad in store.quads(predicate=RDF_TYPE, graphs=[graph]):
+        if isinstance(quad.object, ox.NamedNode):
+            types.setdefault(quad.subject.value, set()).add(quad.object.value)
+    return types
+
+
+def _candidates(
+    store: QueryStore, grant: PartialGrant, g: str, types: dict[str, set[str]]
+) -> Iterable[ox.Quad]:
+    if grant.subjects is not None:
+        for s in sorted(grant.subjects):
+            yield from store.quads(subject=s, graphs=[g])
+    elif grant.rdf_type is not None:
+        for s in sorted(s for s, ts in types.items() if grant.rdf_type in ts):
+            yield from store.quads(subject=s, graphs=[g])
+    elif grant.attributes is not None:
+        for p in sorted(grant.attributes):
+            yield from store.quads(predicate=p, graphs=[g])
+    else:
+        yield from store.quads(graphs=[g])
+
+
+def _valid_until(records: Sequence[Policy], now: float) -> float:
+    """The next moment one of these policies starts or ends applying."""
+    edges = [r.not_on_or_after for r in records if r.not_on_or_after > now]
+    edges += [r.not_before for r in records if r.not_before > now]
+    return float(min(edges)) if edges else float("inf")
+
+
+def _explain_policy(
+    record: Policy,
+    caller: str,
+    now: float,
+    node_party_id: str,
+    action: str,
+    resource: str | None,
+    graphs: list[str],
+    types: set[str],
+) -> dict[str, Any]:
+    """How one of the caller's policies bears on the target: the rule that decided, if any."""
+    info: dict[str, Any] = {
+        "id": record.id,
+        "policyIssuer": record.issuer,
+        "notBefore": record.not_before,
+        "notOnOrAfter": record.not_on_or_after,
+        "active": record.active(now),
+        "rule": "not applicable",
+    }
+    if record.issuer != node_party_id:
+        info["rule"] = "not applicable: issued by another party"
+        return info
+    if not info["active"]:
+        info["rule"] = "not applicable: outside its time window"
+        return info
+    scope = decide(caller, [record], now, service_provider=node_party_id, action=action)
+    unrestricted = decide(
+        caller,
+        [_without_denies(record)],
+        now,
+        service_provider=node_party_id,
+        action=action,
+    )
+    if _scope_reaches(scope, resource, graphs, types):
+        info["rule"] = "Permit"
+    elif _scope_reaches(unrestricted, resource, graphs, types):
+        info["rule"] = "Deny rule"
+    info["grants"] = [asdict(g) for g in scope.partial] + [
+        {"datasets": sorted(scope.whole_datasets)}
+    ]
+    info["grants"] = _jsonable(info["grants"])
+    return info
+
+
+def _without_denies(record: Policy) -> Policy:
+    sets = []
+    for pset in record.evidence.get("policySets", ()):
+        policies = [{**p, "rules": list(p.get("rules", ()))[:1]} for p in pset.get("policies", ())]
+        sets.append({**pset, "policies": policies})
+    return Policy(record.id, {**record.evidence, "policySets": sets})
+
+
+def _scope_reaches(scope: Scope, resource: str | None, graphs: list[str], types: set[str]) -> bool:
+    if scope.is_empty:
+        return False
+    if not graphs:
+        return resource is None
+    for g in graphs:
+        if WILDCARD in scope.whole_datasets or g in scope.whole_datasets:
+            return True
+        for grant in scope.partial:
+            if resource is None:
+                if grant.datasets is None or g in grant.datasets:
+                    return True
+            elif grant_allows(grant, resource, None, g, types):
+                return True
+    return False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items() if v not in (None, (), frozenset())}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class _MemoryStore:
+    """Adapts a pyoxigraph Store holding materialised triples to the QueryStore interface."""
+
+    def __init__(self, store: ox.Store) -> None:
+        self.store = store
+
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None,
+        named_graphs: list[str] | None,
+        union_default: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        default = None if default_graph is None else [ox.NamedNode(g) for g in default_graph]
+        named = None if named_graphs is None else [ox.NamedNode(g) for g in named_graphs]
+        try:
+            return self.store.query(
+                sparql,
+                default_graph=default,
+                named_graphs=named,
+                use_default_graph_as_union=union_default,
+            )
+        except SyntaxError as exc:  # raise what the node's own store raises
+            from node.store import QuerySyntaxError
+
+            raise QuerySyntaxError(str(exc)) from None
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<lstring>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*''')
+  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
+  | (?P<var>[?$][\w\u00b7-\uffff]+)
+  | (?P<lang>@[A-Za-z]+(?:-[A-Za-z0-9]+)*)
+  | (?P<pname>(?:[A-Za-z_\u00c0-\uffff][\w.\-\u00b7-\uffff]*)?:[\w.\-:%\\\u00b7-\uffff]*)
+  | (?P<word>[A-Za-z_][\w\-]*)
+  | (?P<other>.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_SKIP = {"lstring", "string", "var", "lang"}
+_IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')
+
+
+def _tokens(query: str) -> Iterable[str]:
+    return (text for text, _, _ in _spans(query))
+
+
+def _spans(query: str) -> Iterable[tuple[str, int, int]]:
+    """Significant tokens with their offsets; literals become '""' so FROM is never read in one."""
+    for match in _TOKEN.finditer(query):
+        kind = match.lastgroup
+        if kind in ("ws", "comment"):
+            continue
+        text = '""' if kind in _SKIP else match.group()
+        yield text, match.start(), match.end()
+
+
+def _dataset_clause_position(spans: list[tuple[str, int, int]], end: int) -> int:
+    """Where a dataset clause goes: after the query form (and a CONSTRUCT template), before WHERE."""
+    forms = {"SELECT", "CONSTRUCT", "DESCRIBE", "ASK"}
+    stops = {"WHERE", "{", "ORDER", "LIMIT", "OFFSET", "GROUP", "HAVING", "VALUES"}
+    i = next((n for n, t in enumerate(spans) if t[0].upper() in forms), None)
+    if i is None:
+        return end
+    form = spans[i][0].upper()
+    i += 1
+    if form == "CONSTRUCT" and i < len(spans) and spans[i][0] == "{":
+        depth = 0
+        while i < len(spans):
+            depth += {"{": 1, "}": -1}.get(spans[i][0], 0)
+            i += 1
+            if depth == 0:
+                break
+        return spans[i - 1][2]
+    while i < len(spans) and spans[i][0].upper() not in stops:
+        i += 1
+    return spans[i][1] if i < len(spans) else end
+
+
+def _resolve_iri(token: str, base: str | None) -> str:
+    iri = token[1:-1] if token.startswith("<") else token
+    return urljoin(base, iri) if base else iri
+
+
+def _term_iri(token: str, prefixes: dict[str, str], base: str | None) -> str | None:
+    if token.startswith("<") and token.endswith(">"):
+        return _resolve_iri(token, base)
+    if ":" in token:
+        prefix, local = token.split(":", 1)
+        if prefix in prefixes:
+            return prefixes[prefix] + re.sub(r"\\(.)", r"\1", local.rstrip("."))
+    return None
