@@ -34,6 +34,8 @@ from trust.policy_store import PolicyStore
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _CACHE_SIZE = 64
+# The data owner (the node's own party) reads everything it serves; no policy is needed for that.
+OWNER_SCOPE = Scope(whole_datasets=frozenset({WILDCARD}), policy_ids=("owner",))
 _SCOPE_CACHE_SIZE = 10_000
 
 
@@ -287,6 +289,8 @@ class Enforcer:
         `evidence`: verified delegation evidence the caller brought (from an external register);
         it counts only where the data owner (this node's party) issued it.
         """
+        if caller == self.node_party_id:
+            return OWNER_SCOPE
         version = self.policies.version()
         now = self.clock()
         key = (caller, action)

@@ -394,3 +394,32 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+
+
+def save_dev_ca(ca: DevCA, directory: Path) -> None:
+    """Write a development CA as PEM files (keys readable by the owner only)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    for name, cert in (("root", ca.root_cert), ("issuing", ca.issuing_cert)):
+        (directory / f"{name}.cert.pem").write_bytes(cert.public_bytes(pem))
+    for name, key in (("root", ca.root_key), ("issuing", ca.issuing_key)):
+        _write_private(
+            directory / f"{name}.key.pem",
+            key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        )
+
+
+def load_dev_ca(directory: Path) -> DevCA:
+    """Read a development CA written by save_dev_ca."""
+
+    def cert(name: str) -> x509.Certificate:
+        return x509.load_pem_x509_certificate((directory / f"{name}.cert.pem").read_bytes())
+
+    def key(name: str) -> rsa.RSAPrivateKey:
+        loaded = serialization.load_pem_private_key(
+            (directory / f"{name}.key.pem").read_bytes(), None
+        )
+        assert isinstance(loaded, rsa.RSAPrivateKey)
+        return loaded
+
+    return DevCA(cert("root"), key("root"), cert("issuing"), key("issuing"))

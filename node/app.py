@@ -1,0 +1,174 @@
+"""create_app(settings): the node's ASGI app — plain Starlette routes on the hot paths, docs at /docs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from node.auth import error_response
+from node.config import Settings
+from node.enforcement import AccessDenied
+from node.iri import InvalidName
+from node.negotiation import NotAcceptable
+from node.openapi import openapi_schema
+from node.request_log import RequestLog
+from node.routes.admin import admin_routes
+from node.routes.catalog import catalog_routes
+from node.routes.delegation import delegation_routes
+from node.routes.resources import resource_routes
+from node.routes.sparql import ProtocolError, sparql_routes
+from node.routes.trust import trust_routes
+from node.runtime import Runtime, build_runtime
+from node.store import StoreError
+from node.sync import make_sync_runner
+from trust.audit import AuditUnavailable
+from trust.errors import TrustError
+
+log = logging.getLogger("dsgo.node")
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The node app for these settings; the runtime (store, keys, policies) opens at start-up."""
+    rt = runtime or build_runtime(settings)
+    run_sync = make_sync_runner(rt) if settings.sources else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if run_sync is not None and settings.sync_interval > 0:
+            task = asyncio.create_task(_sync_loop(run_sync, settings.sync_interval))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            rt.close()
+
+    app = FastAPI(
+        title=f"dsgo-node — {settings.party_name}",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    routes: list[Route] = [
+        Route("/healthz", _health(rt), methods=["GET"]),
+        Route("/", _home(rt), methods=["GET"]),
+        *trust_routes(rt.layer),
+        *resource_routes(rt),
+        *sparql_routes(rt),
+        *catalog_routes(rt),
+        *delegation_routes(rt.layer, rt.policies, rt.register, rt.enforcer, store=rt.store),
+        *admin_routes(rt, run_sync),
+    ]
+    app.router.routes.extend(routes)
+    app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
+    for exc_type, handler in _HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
+    if settings.log_requests:
+        app.add_middleware(RequestLog)
+    return app
+
+
+async def _sync_loop(run_sync, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(run_sync, False)
+        except Exception as exc:  # a failed sync keeps the old data and is retried next time
+            log.warning("scheduled sync failed: %s", exc)
+
+
+def _health(rt: Runtime):
+    async def health(request: Request) -> Response:
+        return Response(
+            orjson.dumps(
+                {"status": "ok", "party_id": rt.settings.party_id, "base_iri": rt.settings.base_iri}
+            ),
+            media_type="application/json",
+        )
+
+    return health
+
+
+def _home(rt: Runtime):
+    async def home(request: Request) -> Response:
+        base = rt.settings.base_iri
+        return JSONResponse(
+            {
+                "party_id": rt.settings.party_id,
+                "name": rt.settings.party_name,
+                "catalog": f"{base}/catalog",
+                "sparql": f"{base}/sparql",
+                "token_endpoint": f"{base}/connect/token",
+                "capabilities": f"{base}/capabilities",
+                "docs": f"{base}/docs",
+            }
+        )
+
+    return home
+
+
+def _json_error(status: int, error: str, description: str, **extra: object) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description, **extra}, status_code=status
+    )
+
+
+async def _access_denied(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AccessDenied)
+    return _json_error(403, "access_denied", exc.description, explanation=exc.explanation)
+
+
+async def _trust_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, TrustError)
+    return error_response(exc)
+
+
+async def _not_acceptable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NotAcceptable)
+    return _json_error(406, "not_acceptable", str(exc), offered=exc.offered)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status", 500)
+    error = {400: "bad_request", 404: "not_found", 503: "unavailable"}.get(status, "store_error")
+    extra = {}
+    if hasattr(exc, "line"):
+        extra = {"file": exc.file, "line": exc.line, "reason": exc.reason}  # type: ignore[attr-defined]
+    return _json_error(status, error, str(exc), **extra)
+
+
+async def _protocol_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status", 400)
+    error = {403: "forbidden", 413: "too_large", 415: "unsupported_media_type"}.get(
+        status, "bad_request"
+    )
+    return _json_error(status, error, str(exc))
+
+
+async def _audit_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("audit log unavailable, refusing the request: %s", exc)
+    return _json_error(
+        503, "audit_unavailable", "the audit log cannot be written; the request was not performed"
+    )
+
+
+_HANDLERS = {
+    AccessDenied: _access_denied,
+    AuditUnavailable: _audit_unavailable,
+    TrustError: _trust_error,
+    NotAcceptable: _not_acceptable,
+    StoreError: _store_error,
+    InvalidName: _protocol_error,
+    ProtocolError: _protocol_error,
+}

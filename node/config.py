@@ -1,0 +1,271 @@
+"""Node settings: one `node.toml` per node, every key overridable by a DSGO_<SECTION>_<KEY> variable."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG = "node.toml"
+PARTY_ID = re.compile(
+    r"^(EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,15}|did:ishare:EU\.[A-Z]{2}\.NTR[A-Z]{2}-\d{8})$"
+)
+ROLES = {"node", "registry", "authorisation_register"}
+
+
+class ConfigError(Exception):
+    """A missing or wrong setting; the message names it and is shown as one line."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A connector source kept in step by `dsgo sync`."""
+
+    kind: str
+    source: str
+    dataset: str
+    mapping: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node needs to start; paths are absolute after loading."""
+
+    config_path: Path
+    base_iri: str
+    party_id: str
+    party_name: str
+    roles: frozenset[str]
+    data_dir: Path
+    host: str
+    port: int
+    workers: int
+    store_backend: str  # "oxigraph" | "sparql"
+    sparql_query_url: str | None
+    sparql_update_url: str | None
+    sparql_store_url: str | None
+    query_timeout: float
+    max_results: int
+    query_slots: int
+    key_file: Path | None
+    cert_file: Path | None
+    pkcs12_file: Path | None
+    key_passphrase: str | None
+    trusted_roots: tuple[Path, ...]
+    registry_url: str | None
+    registry_party_id: str | None
+    registry_cache_seconds: float
+    sources: tuple[SourceConfig, ...]
+    sync_interval: float
+    shacl_severity: str
+    audit_backend: str  # "sqlite" | "postgresql"
+    audit_dsn: str | None
+    log_requests: bool
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def state_db(self) -> Path:
+        return self.data_dir / "state.sqlite"
+
+    def dataset_iri(self, name: str) -> str:
+        return f"{self.base_iri}/dataset/{name}"
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read node.toml (or $DSGO_CONFIG), apply DSGO_* environment and keyword overrides, validate."""
+    config_path = Path(path or os.environ.get("DSGO_CONFIG") or DEFAULT_CONFIG).resolve()
+    if not config_path.is_file():
+        raise ConfigError(f"config file not found: {config_path} (create one with `dsgo init DIR`)")
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    _apply_environment(raw, os.environ)
+    for dotted, value in overrides.items():
+        if value is not None:
+            section, _, key = dotted.partition("__")
+            raw.setdefault(section, {})[key] = value
+    return _build(raw, config_path)
+
+
+def _apply_environment(raw: dict[str, Any], env: os._Environ[str] | dict[str, str]) -> None:
+    """DSGO_SERVER_PORT=8080 sets [server] port; values are parsed as TOML scalars when they can be."""
+    for name, value in env.items():
+        if not name.startswith("DSGO_") or name in ("DSGO_CONFIG", "DSGO_KEY_PASSPHRASE"):
+            continue
+        parts = name[5:].lower().split("_", 1)
+        if len(parts) != 2 or parts[0] not in _SECTIONS:
+            continue
+        section, key = parts
+        raw.setdefault(section, {})[key] = _scalar(value)
+
+
+_SECTIONS = {"node", "server", "store", "identity", "trust", "sync", "audit", "log"}
+
+
+def _scalar(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _build(raw: dict[str, Any], config_path: Path) -> Settings:
+    root = config_path.parent
+    node = _section(raw, "node")
+    server = _section(raw, "server")
+    store = _section(raw, "store")
+    identity = _section(raw, "identity")
+    trust = _section(raw, "trust")
+    sync = _section(raw, "sync")
+    audit = _section(raw, "audit")
+    log = _section(raw, "log")
+
+    base_iri = _require_str(node, "node.base_iri").rstrip("/")
+    parts = urlsplit(base_iri)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"node.base_iri: must be an absolute http(s) IRI, got {base_iri!r}")
+    party_id = _require_str(node, "node.party_id")
+    if not PARTY_ID.match(party_id):
+        raise ConfigError(
+            f"node.party_id: {party_id!r} is not an EORI (EU.EORI.NL...) or did:ishare:EU.NL.NTRNL-<KvK> id"
+        )
+    roles = frozenset(_list(node, "node.roles", ["node"]))
+    if unknown := roles - ROLES:
+        raise ConfigError(f"node.roles: unknown role(s) {sorted(unknown)}; known: {sorted(ROLES)}")
+
+    backend = str(store.get("backend", "oxigraph"))
+    if backend not in ("oxigraph", "sparql"):
+        raise ConfigError(f"store.backend: must be 'oxigraph' or 'sparql', got {backend!r}")
+    query_url = store.get("query_url")
+    if backend == "sparql" and not query_url:
+        raise ConfigError("store.query_url: required when store.backend = 'sparql'")
+
+    port = _int(server, "server.port", 8100, 1, 65535)
+    workers = _int(server, "server.workers", 1, 1, 64)
+    if workers > 1 and backend == "oxigraph":
+        raise ConfigError(
+            "server.workers: the embedded store is owned by one process; use store.backend = 'sparql' "
+            "(an external engine) to run several workers"
+        )
+    severity = str(sync.get("shacl_severity", "Violation"))
+    if severity not in ("Violation", "Warning", "Info"):
+        raise ConfigError("sync.shacl_severity: must be Violation, Warning or Info")
+    audit_backend = str(audit.get("backend", "sqlite"))
+    if audit_backend not in ("sqlite", "postgresql"):
+        raise ConfigError("audit.backend: must be 'sqlite' or 'postgresql'")
+    if audit_backend == "postgresql" and not audit.get("dsn"):
+        raise ConfigError("audit.dsn: required when audit.backend = 'postgresql'")
+
+    sources = []
+    for i, item in enumerate(raw.get("sources", [])):
+        if not isinstance(item, dict):
+            raise ConfigError(f"sources[{i}]: must be a table")
+        for key in ("kind", "source", "dataset"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise ConfigError(f"sources[{i}].{key}: required")
+        src = item["source"]
+        if "://" not in src:
+            src = str((root / src).resolve())
+        mapping = item.get("mapping")
+        sources.append(
+            SourceConfig(
+                kind=item["kind"],
+                source=src,
+                dataset=item["dataset"],
+                mapping=str((root / mapping).resolve()) if mapping else None,
+                options={
+                    k: v
+                    for k, v in item.items()
+                    if k not in ("kind", "source", "dataset", "mapping")
+                },
+            )
+        )
+
+    passphrase = os.environ.get("DSGO_KEY_PASSPHRASE") or identity.get("passphrase")
+    return Settings(
+        config_path=config_path,
+        base_iri=base_iri,
+        party_id=party_id,
+        party_name=str(node.get("party_name", party_id)),
+        roles=roles,
+        data_dir=_path(root, node.get("data_dir", "data")),
+        host=str(server.get("host", "127.0.0.1")),
+        port=port,
+        workers=workers,
+        store_backend=backend,
+        sparql_query_url=query_url,
+        sparql_update_url=store.get("update_url"),
+        sparql_store_url=store.get("store_url"),
+        query_timeout=_float(store, "store.query_timeout", 10.0),
+        max_results=_int(store, "store.max_results", 100_000, 1, 10**9),
+        query_slots=_int(store, "store.query_slots", 2, 1, 64),
+        key_file=_opt_path(root, identity.get("key")),
+        cert_file=_opt_path(root, identity.get("cert")),
+        pkcs12_file=_opt_path(root, identity.get("pkcs12")),
+        key_passphrase=passphrase,
+        trusted_roots=tuple(_path(root, p) for p in _list(trust, "trust.trusted_roots", [])),
+        registry_url=(trust.get("registry_url") or None),
+        registry_party_id=(trust.get("registry_party_id") or None),
+        registry_cache_seconds=_float(trust, "trust.registry_cache_seconds", 60.0),
+        sources=tuple(sources),
+        sync_interval=_float(sync, "sync.interval", 0.0),
+        shacl_severity=severity,
+        audit_backend=audit_backend,
+        audit_dsn=audit.get("dsn"),
+        log_requests=bool(log.get("requests", True)),
+    )
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}]: must be a table")
+    return value
+
+
+def _require_str(section: dict[str, Any], name: str) -> str:
+    value = section.get(name.split(".", 1)[1])
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name}: required (a non-empty string)")
+    return value
+
+
+def _int(section: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = section.get(name.split(".", 1)[1], default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{name}: must be a whole number from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def _float(section: dict[str, Any], name: str, default: float) -> float:
+    value = section.get(name.split(".", 1)[1], default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{name}: must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _list(section: dict[str, Any], name: str, default: list[str]) -> list[str]:
+    value = section.get(name.split(".", 1)[1], default)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{name}: must be a list of strings")
+    return value
+
+
+def _path(root: Path, value: Any) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def _opt_path(root: Path, value: Any) -> Path | None:
+    return _path(root, value) if value else None

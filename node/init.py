@@ -1,0 +1,156 @@
+"""`dsgo init DIR`: a node directory with node.toml and a working development identity."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from node.config import PARTY_ID, ConfigError
+
+TEMPLATE = """# dsgo-node configuration. Every key can be overridden by DSGO_<SECTION>_<KEY>,
+# e.g. DSGO_SERVER_PORT=8200. Paths are relative to this file.
+
+[node]
+base_iri = "{base_iri}"        # resource IRIs are {{base_iri}}/id/...
+party_id = "{party_id}"
+party_name = "{name}"
+roles = [{roles}]              # node, registry, authorisation_register
+data_dir = "data"
+
+[server]
+host = "{host}"
+port = {port}
+workers = 1                    # >1 needs store.backend = "sparql"
+
+[store]
+backend = "oxigraph"           # embedded on disk; or "sparql" with query_url/update_url/store_url
+query_timeout = 10.0           # seconds; longer queries are cancelled with 503
+max_results = 100000           # rows or triples; more are cut off (header DSGO-Result-Truncated)
+query_slots = 2                # queries evaluated at once
+
+[identity]
+{identity}
+
+[trust]
+trusted_roots = [{trusted_roots}]
+{registry}registry_cache_seconds = 60
+
+[sync]
+interval = 0                   # seconds between scheduled syncs of [[sources]]; 0 = off
+shacl_severity = "Violation"   # fail a connector run at this SHACL severity or worse
+
+[audit]
+backend = "sqlite"             # or "postgresql" with dsn = "postgresql://..."
+
+# [[sources]]
+# kind = "ifc"
+# source = "model.ifc"
+# dataset = "bim"
+"""
+
+
+def init_node(
+    directory: Path,
+    *,
+    party_id: str,
+    name: str | None,
+    host: str,
+    port: int,
+    base_iri: str | None,
+    roles: str | None,
+    ca_dir: Path | None,
+    key: Path | None,
+    cert: Path | None,
+    pkcs12: Path | None,
+    registry_url: str | None,
+    registry_id: str | None,
+    trust_roots: list[Path],
+    force: bool = False,
+) -> Path:
+    """Write DIR/node.toml; without --key/--cert, issue a party certificate from a development CA."""
+    from trust.pki import (
+        create_dev_ca,
+        issue_party_certificate,
+        load_dev_ca,
+        save_dev_ca,
+        write_pem_identity,
+    )
+    from trust.registry import Registry
+
+    if not PARTY_ID.match(party_id):
+        raise ConfigError(f"--party-id: {party_id!r} is not an EORI or did:ishare id")
+    directory = directory.resolve()
+    config = directory / "node.toml"
+    if config.exists() and not force:
+        raise ConfigError(f"{config} exists (use --force to overwrite)")
+    if (registry_url is None) != (registry_id is None):
+        raise ConfigError("--registry-url and --registry-id go together")
+    keys = directory / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    name = name or party_id
+    role_list = [r.strip() for r in (roles or "").split(",") if r.strip()]
+    if not role_list:
+        role_list = ["node"] if registry_url else ["node", "registry"]
+
+    if pkcs12:
+        identity_lines = f'pkcs12 = "{pkcs12.resolve()}"   # passphrase from $DSGO_KEY_PASSPHRASE'
+        roots = [p.resolve() for p in trust_roots]
+        ca = None
+    elif key or cert:
+        if not (key and cert):
+            raise ConfigError("--key and --cert go together")
+        identity_lines = f'key = "{key.resolve()}"\ncert = "{cert.resolve()}"'
+        roots = [p.resolve() for p in trust_roots]
+        ca = None
+    else:
+        ca_dir = (ca_dir or keys / "dev-ca").resolve()
+        if (ca_dir / "root.cert.pem").exists():
+            ca = load_dev_ca(ca_dir)
+        else:
+            ca = create_dev_ca()
+            save_dev_ca(ca, ca_dir)
+        identity = issue_party_certificate(ca, party_id, name)
+        write_pem_identity(identity, keys / "node.key.pem", keys / "node.cert.pem")
+        identity_lines = 'key = "keys/node.key.pem"\ncert = "keys/node.cert.pem"'
+        root_copy = keys / "trusted-root.cert.pem"
+        shutil.copyfile(ca_dir / "root.cert.pem", root_copy)
+        roots = [root_copy, *(p.resolve() for p in trust_roots)]
+    if not roots:
+        raise ConfigError("--trust-root: give the scheme's root CA certificate (PEM)")
+
+    registry_lines = ""
+    if registry_url:
+        registry_lines = f'registry_url = "{registry_url}"\nregistry_party_id = "{registry_id}"\n'
+    config.write_text(
+        TEMPLATE.format(
+            base_iri=(base_iri or f"http://{host}:{port}").rstrip("/"),
+            party_id=party_id,
+            name=name.replace('"', "'"),
+            roles=", ".join(f'"{r}"' for r in role_list),
+            host=host,
+            port=port,
+            identity=identity_lines,
+            trusted_roots=", ".join(f'"{_rel(p, directory)}"' for p in roots),
+            registry=registry_lines,
+        ),
+        encoding="utf-8",
+    )
+    if "registry" in role_list and ca is not None:
+        # A node that is its own registry trusts its CA and lists itself as an active party.
+        (directory / "data").mkdir(exist_ok=True)
+        registry = Registry(directory / "data" / "registry.sqlite")
+        registry.add_trusted_ca(ca.root_cert)
+        registry.add_party(
+            party_id,
+            name,
+            certificates=[identity.certificate],
+            roles=["iShareSatellite", "ServiceProvider", "AuthorisationRegistry"],
+        )
+    return config
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,142 @@
+"""Admin API of a running node: replace or drop a dataset, run a sync. Only the node's own party.
+
+The embedded store is owned by the serving process, so `dsgo load` and `dsgo connect` send their
+data here (authenticated with a token the CLI obtains with the node's own key).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from node.auth import authenticate
+from node.iri import check_dataset_name
+from node.runtime import Runtime
+from node.store import format_for
+from trust.audit import AuditEvent
+from trust.errors import TrustError
+
+MAX_UPLOAD = 4 * 1024**3
+
+
+class NotAdmin(TrustError):
+    """Only the node's own party may change its data."""
+
+    status = 403
+    error = "insufficient_scope"
+
+
+def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
+    """PUT/DELETE /admin/datasets/{name}; POST /admin/sync (when the node has sources)."""
+
+    def _owner(request: Request) -> str:
+        caller = authenticate(request, rt.layer)
+        if caller.party_id != rt.settings.party_id:
+            raise NotAdmin("admin", "only the node's own party may change its data")
+        return caller.party_id
+
+    async def put_dataset(request: Request) -> Response:
+        party = _owner(request)
+        name = check_dataset_name(request.path_params["name"])
+        media = request.headers.get("content-type", "").split(";")[0].strip()
+        fmt = format_for(f"upload.{request.query_params.get('format', '')}", media or None)
+        # Spool to disk so a large upload never sits in memory, then load atomically.
+        with tempfile.NamedTemporaryFile(dir=rt.settings.data_dir, suffix=".upload") as spool:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    return JSONResponse({"error": "too_large"}, status_code=413)
+                spool.write(chunk)
+            spool.flush()
+            rt.record(AuditEvent(kind="admin", party=party, target=name, action="replace_dataset"))
+            label = request.headers.get("x-dsgo-source", "upload")
+            info = await run_in_threadpool(
+                rt.store.replace_dataset, name, Path(spool.name), fmt, label=label
+            )
+        return JSONResponse({"dataset": info.name, "graph": info.graph, "triples": info.triples})
+
+    async def delete_dataset(request: Request) -> Response:
+        party = _owner(request)
+        name = check_dataset_name(request.path_params["name"])
+        rt.record(AuditEvent(kind="admin", party=party, target=name, action="drop_dataset"))
+        await run_in_threadpool(rt.store.drop_dataset, name)
+        return Response(status_code=204)
+
+    async def list_datasets(request: Request) -> Response:
+        _owner(request)
+        datasets = await run_in_threadpool(rt.store.datasets)
+        return JSONResponse(
+            {
+                "datasets": [
+                    {
+                        "name": d.name,
+                        "graph": d.graph,
+                        "triples": d.triples,
+                        "modified": d.modified.isoformat() if d.modified else None,
+                    }
+                    for d in datasets
+                ]
+            }
+        )
+
+    async def connect(request: Request) -> Response:
+        from node.sync import connect as run_connect
+
+        party = _owner(request)
+        body = await request.json()
+        kind, source, dataset = body.get("kind"), body.get("source"), body.get("dataset")
+        if not all(isinstance(v, str) and v for v in (kind, source, dataset)):
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "kind, source and dataset are required",
+                },
+                status_code=400,
+            )
+        check_dataset_name(dataset)
+        rt.record(AuditEvent(kind="admin", party=party, target=dataset, action="connect"))
+        mapping = Path(body["mapping"]) if body.get("mapping") else None
+        with tempfile.TemporaryDirectory(dir=rt.settings.data_dir) as work:
+            result, version = await run_in_threadpool(
+                lambda: run_connect(
+                    rt.store,
+                    kind=kind,
+                    source=source,
+                    dataset=dataset,
+                    base_iri=rt.settings.base_iri,
+                    party_id=rt.settings.party_id,
+                    workdir=Path(work),
+                    mapping=mapping,
+                    options={str(k): str(v) for k, v in (body.get("options") or {}).items()},
+                    severity=rt.settings.shacl_severity,
+                )
+            )
+        return JSONResponse(
+            {"dataset": dataset, "triples": result.triple_count, "version": version}
+        )
+
+    async def sync(request: Request) -> Response:
+        party = _owner(request)
+        if run_sync is None:
+            return JSONResponse(
+                {"error": "no_sources", "error_description": "no [[sources]] configured"},
+                status_code=404,
+            )
+        force = request.query_params.get("force") == "true"
+        rt.record(AuditEvent(kind="admin", party=party, target="sources", action="sync"))
+        outcomes = await run_in_threadpool(run_sync, force)
+        return JSONResponse({"outcomes": outcomes})
+
+    return [
+        Route("/admin/datasets/{name}", put_dataset, methods=["PUT"]),
+        Route("/admin/datasets/{name}", delete_dataset, methods=["DELETE"]),
+        Route("/admin/datasets", list_datasets, methods=["GET"]),
+        Route("/admin/connect", connect, methods=["POST"]),
+        Route("/admin/sync", sync, methods=["POST"]),
+    ]

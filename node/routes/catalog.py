@@ -1,0 +1,136 @@
+"""GET /catalog: the node as a DCAT 3 catalog, showing each caller only the datasets it may read."""
+
+from __future__ import annotations
+
+import pyoxigraph as ox
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from node.auth import optional_caller
+from node.html import Link, Section, render_page
+from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type, serialise_triples
+from node.runtime import Runtime
+from node.store import DatasetInfo
+
+RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+DCAT = "http://www.w3.org/ns/dcat#"
+DCT = "http://purl.org/dc/terms/"
+VOID = "http://rdfs.org/ns/void#"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+SPARQL_PROTOCOL = "https://www.w3.org/TR/sparql11-protocol/"
+
+
+def catalog_routes(rt: Runtime) -> list[Route]:
+    """The catalog route; anonymous callers see the node and its services, not the datasets."""
+
+    async def catalog(request: Request) -> Response:
+        caller = optional_caller(request, rt.layer)
+        media = choose(
+            request.headers.get("accept"), RESOURCE_TYPES, request.query_params.get("format")
+        )
+        datasets = await run_in_threadpool(
+            visible_datasets, rt, caller.party_id if caller else None
+        )
+        triples = catalog_triples(rt, datasets)
+        if media == HTML:
+            body = _html(rt, datasets)
+        else:
+            body = serialise_triples(triples, media)
+        return Response(
+            body,
+            media_type=content_type(media),
+            headers={"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"},
+        )
+
+    return [Route("/catalog", catalog, methods=["GET", "HEAD"])]
+
+
+def visible_datasets(rt: Runtime, caller: str | None) -> list[DatasetInfo]:
+    """The datasets `caller` may read at least in part (none for an anonymous caller)."""
+    if caller is None:
+        return []
+    datasets = rt.store.datasets()
+    scope = rt.enforcer.scope_for(caller)
+    if "*" in scope.whole_datasets:
+        return datasets
+    partial_graphs = {g for grant in scope.partial for g in _grant_graphs(grant, datasets)}
+    return [d for d in datasets if d.graph in scope.whole_datasets or d.graph in partial_graphs]
+
+
+def _grant_graphs(grant: object, datasets: list[DatasetInfo]) -> set[str]:
+    graphs = getattr(grant, "datasets", None)
+    if graphs is None or "*" in graphs:
+        return {d.graph for d in datasets}
+    return set(graphs)
+
+
+def catalog_triples(rt: Runtime, datasets: list[DatasetInfo]) -> list[ox.Triple]:
+    """dcat:Catalog + dcat:DataService for SPARQL + one dcat:Dataset per visible dataset."""
+    base = rt.settings.base_iri
+    cat = ox.NamedNode(f"{base}/catalog")
+    service = ox.NamedNode(f"{base}/sparql")
+    publisher = ox.NamedNode(_party_iri(rt.settings.party_id))
+    t = ox.Triple
+    out = [
+        t(cat, RDF_TYPE, ox.NamedNode(DCAT + "Catalog")),
+        t(cat, ox.NamedNode(DCT + "title"), ox.Literal(f"{rt.settings.party_name} data catalog")),
+        t(cat, ox.NamedNode(DCT + "publisher"), publisher),
+        t(cat, ox.NamedNode(DCAT + "service"), service),
+        t(publisher, ox.NamedNode(DCT + "identifier"), ox.Literal(rt.settings.party_id)),
+        t(
+            publisher,
+            ox.NamedNode("http://xmlns.com/foaf/0.1/name"),
+            ox.Literal(rt.settings.party_name),
+        ),
+        t(service, RDF_TYPE, ox.NamedNode(DCAT + "DataService")),
+        t(service, ox.NamedNode(DCT + "title"), ox.Literal("SPARQL 1.1 endpoint (read-only)")),
+        t(service, ox.NamedNode(DCAT + "endpointURL"), service),
+        t(service, ox.NamedNode(DCT + "conformsTo"), ox.NamedNode(SPARQL_PROTOCOL)),
+    ]
+    for d in datasets:
+        ds = ox.NamedNode(d.graph)
+        out += [
+            t(cat, ox.NamedNode(DCAT + "dataset"), ds),
+            t(service, ox.NamedNode(DCAT + "servesDataset"), ds),
+            t(ds, RDF_TYPE, ox.NamedNode(DCAT + "Dataset")),
+            t(ds, ox.NamedNode(DCT + "identifier"), ox.Literal(d.name)),
+            t(ds, ox.NamedNode(DCT + "title"), ox.Literal(d.name)),
+            t(ds, ox.NamedNode(DCT + "publisher"), publisher),
+            t(
+                ds,
+                ox.NamedNode(VOID + "triples"),
+                ox.Literal(str(d.triples), datatype=ox.NamedNode(XSD + "integer")),
+            ),
+        ]
+        if d.modified is not None:
+            stamp = d.modified.isoformat().replace("+00:00", "Z")
+            out.append(
+                t(
+                    ds,
+                    ox.NamedNode(DCT + "modified"),
+                    ox.Literal(stamp, datatype=ox.NamedNode(XSD + "dateTime")),
+                )
+            )
+    return out
+
+
+def _party_iri(party_id: str) -> str:
+    return party_id if party_id.startswith(("did:", "urn:")) else f"urn:ishare:{party_id}"
+
+
+def _html(rt: Runtime, datasets: list[DatasetInfo]) -> bytes:
+    rows = [
+        [Link(d.name, d.graph), str(d.triples), d.modified.isoformat() if d.modified else ""]
+        for d in datasets
+    ]
+    sections = [
+        Section(
+            "Services",
+            [["SPARQL endpoint", Link("/sparql", f"{rt.settings.base_iri}/sparql")]],
+            ("service", "URL"),
+        ),
+        Section("Datasets you may read", rows, ("dataset", "triples", "modified")),
+    ]
+    return render_page(f"{rt.settings.party_name} — catalog", sections)

@@ -1,0 +1,168 @@
+"""SPARQL 1.1 Protocol at /sparql: read-only, scoped to what the caller may read, with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import pyoxigraph as ox
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from node.auth import authenticate
+from node.negotiation import RDF_TYPES, RESULTS_TYPES, choose, content_type, serialise_triples
+from node.runtime import Runtime
+from node.sparql_results import QueryTimeout, collect_triples, read_solutions, write, write_boolean
+from trust.audit import AuditEvent
+
+MAX_QUERY_BYTES = 256 * 1024
+FORM = "application/x-www-form-urlencoded"
+
+
+class ProtocolError(Exception):
+    """A request the SPARQL protocol does not allow (HTTP 400 unless said otherwise)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SparqlRequest:
+    query: str
+    default_graphs: list[str]
+    named_graphs: list[str]
+
+
+@dataclass
+class Answer:
+    body: bytes
+    media: str
+    size: int
+    truncated: bool
+
+
+def sparql_routes(rt: Runtime) -> list[Route]:
+    """GET and POST /sparql; updates are refused (data changes through loads and connectors)."""
+
+    async def sparql(request: Request) -> Response:
+        caller = authenticate(request, rt.layer)
+        req = await _parse(request)
+        accept = request.headers.get("accept")
+        fmt = request.query_params.get("format")
+        timeout = rt.settings.query_timeout
+        deadline = time.monotonic() + timeout
+        future = rt.queries.submit(_run, rt, caller.party_id, req, accept, fmt, deadline)
+        try:
+            answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
+        except (TimeoutError, QueryTimeout):
+            future.cancel()
+            return JSONResponse(
+                {
+                    "error": "query_timeout",
+                    "error_description": f"query cancelled after the configured timeout of {timeout:g} s",
+                },
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        rt.record(
+            AuditEvent(
+                kind="query",
+                party=caller.party_id,
+                target="sparql",
+                action="dsgo:query",
+                token_jti=caller.jti,
+                query_hash=hashlib.sha256(req.query.encode()).hexdigest(),
+                result_size=answer.size,
+            )
+        )
+        headers = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"}
+        if answer.truncated:
+            headers["DSGO-Result-Truncated"] = f"max_results={rt.settings.max_results}"
+        return Response(answer.body, media_type=content_type(answer.media), headers=headers)
+
+    return [Route("/sparql", sparql, methods=["GET", "POST"])]
+
+
+def _run(
+    rt: Runtime,
+    caller: str,
+    req: SparqlRequest,
+    accept: str | None,
+    fmt: str | None,
+    deadline: float,
+) -> Answer:
+    """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline."""
+    query = _with_protocol_dataset(req)
+    result = rt.enforcer.query(rt.store, caller, query, data_version=rt.store.version())
+    cap = rt.settings.max_results
+    if isinstance(result, ox.QueryBoolean) or isinstance(result, bool):
+        media = choose(accept, RESULTS_TYPES, fmt)
+        return Answer(write_boolean(bool(result), media), media, 1, False)
+    if isinstance(result, ox.QuerySolutions):
+        media = choose(accept, RESULTS_TYPES, fmt)
+        table = read_solutions(result, cap, deadline)
+        return Answer(write(table, media), media, len(table.rows), table.truncated)
+    media = choose(accept, RDF_TYPES, fmt)
+    triples, truncated = collect_triples(result, cap, deadline)
+    return Answer(serialise_triples(triples, media), media, len(triples), truncated)
+
+
+async def _parse(request: Request) -> SparqlRequest:
+    """Read the query and dataset parameters from GET, form POST or direct POST."""
+    params = parse_qsl(request.url.query, keep_blank_values=True)
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await request.body()
+        if len(body) > MAX_QUERY_BYTES:
+            raise ProtocolError(f"request body over {MAX_QUERY_BYTES} bytes", 413)
+        if ctype == "application/sparql-update":
+            raise ProtocolError("SPARQL update is not allowed: this endpoint is read-only", 403)
+        if ctype == FORM:
+            try:
+                params += parse_qsl(
+                    body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
+                )
+            except UnicodeDecodeError:
+                raise ProtocolError("form body is not UTF-8") from None
+        elif ctype == "application/sparql-query":
+            try:
+                params.append(("query", body.decode("utf-8")))
+            except UnicodeDecodeError:
+                raise ProtocolError("query body is not UTF-8") from None
+        else:
+            raise ProtocolError(
+                "POST needs Content-Type application/x-www-form-urlencoded or application/sparql-query",
+                415,
+            )
+    if any(k in ("update", "using-graph-uri", "using-named-graph-uri") for k, _ in params):
+        raise ProtocolError("SPARQL update is not allowed: this endpoint is read-only", 403)
+    queries = [v for k, v in params if k == "query"]
+    if not queries:
+        raise ProtocolError("missing 'query' parameter")
+    if len(queries) > 1:
+        raise ProtocolError("more than one 'query' parameter")
+    if len(queries[0].encode()) > MAX_QUERY_BYTES:
+        raise ProtocolError(f"query over {MAX_QUERY_BYTES} bytes", 413)
+    return SparqlRequest(
+        queries[0],
+        [v for k, v in params if k == "default-graph-uri"],
+        [v for k, v in params if k == "named-graph-uri"],
+    )
+
+
+def _with_protocol_dataset(req: SparqlRequest) -> str:
+    """Protocol dataset parameters become FROM / FROM NAMED, which enforcement intersects with the scope.
+
+    The protocol says they override the query's own dataset clause; the enforcer reads the clause,
+    so the text is rebuilt with the protocol's graphs and any FROM in the text is dropped.
+    """
+    if not req.default_graphs and not req.named_graphs:
+        return req.query
+    from node.enforcement import replace_dataset_clause
+
+    return replace_dataset_clause(req.query, req.default_graphs, req.named_graphs)

@@ -1,0 +1,197 @@
+"""SPARQL 1.1 result serialisers (JSON, XML, CSV, TSV) that stop at a row cap and a deadline.
+
+pyoxigraph's own writers consume the whole iterator, so they can neither cap a result nor give
+up when the query's time is over; these write row by row and check both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+import orjson
+import pyoxigraph as ox
+
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+RDF_LANGSTRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
+CHECK_EVERY = 256
+
+
+class QueryTimeout(Exception):
+    """The query ran past its deadline (HTTP 503)."""
+
+    status = 503
+
+
+@dataclass
+class Table:
+    """Solutions read so far, and whether the row cap cut them off."""
+
+    variables: list[str]
+    rows: list[list[ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple | None]]
+    truncated: bool
+
+
+def read_solutions(solutions: ox.QuerySolutions, max_rows: int, deadline: float) -> Table:
+    """Pull at most `max_rows` solutions, raising QueryTimeout once `deadline` has passed."""
+    variables = [v.value for v in solutions.variables]
+    width = len(variables)
+    rows = []
+    truncated = False
+    for n, solution in enumerate(solutions):
+        if n >= max_rows:
+            truncated = True
+            break
+        if n % CHECK_EVERY == 0 and time.monotonic() > deadline:
+            raise QueryTimeout("query cancelled: it ran past the configured timeout")
+        rows.append([solution[i] for i in range(width)])
+    if time.monotonic() > deadline:
+        raise QueryTimeout("query cancelled: it ran past the configured timeout")
+    return Table(variables, rows, truncated)
+
+
+def write(table: Table, media: str) -> bytes:
+    """The table in one of the four SPARQL results formats."""
+    if media == "application/sparql-results+json":
+        return _json(table)
+    if media == "application/sparql-results+xml":
+        return _xml(table)
+    if media == "text/csv":
+        return _csv(table)
+    if media == "text/tab-separated-values":
+        return _tsv(table)
+    raise ValueError(f"not a SPARQL results type: {media}")
+
+
+def write_boolean(value: bool, media: str) -> bytes:
+    """An ASK answer; CSV/TSV carry it as a one-cell table, as common engines do."""
+    if media == "application/sparql-results+json":
+        return orjson.dumps({"head": {}, "boolean": value})
+    if media == "application/sparql-results+xml":
+        return (
+            '<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#">'
+            f"<head/><boolean>{'true' if value else 'false'}</boolean></sparql>\n"
+        ).encode()
+    return b"_askResult\r\n" + (b"true" if value else b"false") + b"\r\n"
+
+
+def _json_term(term: object) -> dict[str, object]:
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, ox.Literal):
+        out: dict[str, object] = {"type": "literal", "value": term.value}
+        if term.language:
+            out["xml:lang"] = term.language
+        elif term.datatype.value != XSD_STRING:
+            out["datatype"] = term.datatype.value
+        return out
+    if isinstance(term, ox.Triple):
+        return {
+            "type": "triple",
+            "value": {
+                "subject": _json_term(term.subject),
+                "predicate": _json_term(term.predicate),
+                "object": _json_term(term.object),
+            },
+        }
+    raise TypeError(f"unexpected term {term!r}")
+
+
+def _json(table: Table) -> bytes:
+    names = table.variables
+    cache: dict[object, dict[str, object]] = {}
+    bindings = []
+    for row in table.rows:
+        binding = {}
+        for name, term in zip(names, row, strict=True):
+            if term is None:
+                continue
+            converted = cache.get(term)
+            if converted is None:
+                converted = _json_term(term)
+                if len(cache) < 100_000:
+                    cache[term] = converted
+            binding[name] = converted
+        bindings.append(binding)
+    return orjson.dumps({"head": {"vars": names}, "results": {"bindings": bindings}})
+
+
+def _xml_term(term: object) -> str:
+    if isinstance(term, ox.NamedNode):
+        return f"<uri>{escape(term.value)}</uri>"
+    if isinstance(term, ox.BlankNode):
+        return f"<bnode>{escape(term.value)}</bnode>"
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return f"<literal xml:lang={quoteattr(term.language)}>{escape(term.value)}</literal>"
+        if term.datatype.value != XSD_STRING:
+            return (
+                f"<literal datatype={quoteattr(term.datatype.value)}>{escape(term.value)}</literal>"
+            )
+        return f"<literal>{escape(term.value)}</literal>"
+    if isinstance(term, ox.Triple):
+        return (
+            f"<triple><subject>{_xml_term(term.subject)}</subject>"
+            f"<predicate>{_xml_term(term.predicate)}</predicate>"
+            f"<object>{_xml_term(term.object)}</object></triple>"
+        )
+    raise TypeError(f"unexpected term {term!r}")
+
+
+def _xml(table: Table) -> bytes:
+    parts = [
+        '<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#"><head>',
+        *(f"<variable name={quoteattr(v)}/>" for v in table.variables),
+        "</head><results>",
+    ]
+    for row in table.rows:
+        parts.append("<result>")
+        for name, term in zip(table.variables, row, strict=True):
+            if term is not None:
+                parts.append(f"<binding name={quoteattr(name)}>{_xml_term(term)}</binding>")
+        parts.append("</result>")
+    parts.append("</results></sparql>\n")
+    return "".join(parts).encode()
+
+
+def _csv_cell(term: object) -> str:
+    if term is None:
+        return ""
+    value = term.value if not isinstance(term, ox.Triple) else str(term)
+    if isinstance(term, ox.BlankNode):
+        value = f"_:{value}"
+    if any(c in value for c in ',"\r\n'):
+        value = '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _csv(table: Table) -> bytes:
+    lines = [",".join(_csv_cell(ox.Literal(v)) for v in table.variables)]
+    lines.extend(",".join(_csv_cell(t) for t in row) for row in table.rows)
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _tsv(table: Table) -> bytes:
+    lines = ["\t".join(f"?{v}" for v in table.variables)]
+    lines.extend("\t".join("" if t is None else str(t) for t in row) for row in table.rows)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def collect_triples(
+    triples: Iterable[ox.Triple], max_rows: int, deadline: float
+) -> tuple[list[ox.Triple], bool]:
+    """CONSTRUCT/DESCRIBE output up to the cap, checking the deadline as it goes."""
+    out: list[ox.Triple] = []
+    for n, triple in enumerate(triples):
+        if n >= max_rows:
+            return out, True
+        if n % CHECK_EVERY == 0 and time.monotonic() > deadline:
+            raise QueryTimeout("query cancelled: it ran past the configured timeout")
+        out.append(triple)
+    if time.monotonic() > deadline:
+        raise QueryTimeout("query cancelled: it ran past the configured timeout")
+    return out, False

@@ -1,0 +1,646 @@
+"""The node's RDF store: one interface, an embedded pyoxigraph backend and an external SPARQL backend.
+
+Each dataset is a named graph `{base}/dataset/{name}`. Replacing a dataset is atomic: the new
+version is parsed into a staging graph first and swapped in with one SPARQL update transaction,
+so a parse error or a crash leaves the previous version in place.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import httpx
+import pyoxigraph as ox
+
+from node.iri import META_GRAPH, STAGING_PREFIX, check_dataset_name, dataset_iri, sparql_iri
+
+DCT = "http://purl.org/dc/terms/"
+XSD = "http://www.w3.org/2001/XMLSchema#"
+RDFS_LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
+LABEL_PREDICATES = (
+    RDFS_LABEL,
+    ox.NamedNode("http://purl.org/dc/terms/title"),
+    ox.NamedNode("http://www.w3.org/2004/02/skos/core#prefLabel"),
+)
+
+Progress = Callable[[int], None]  # called with the number of bytes read so far
+QueryResult = ox.QuerySolutions | ox.QueryTriples | ox.QueryBoolean | Iterator[ox.Triple]
+
+
+class StoreError(Exception):
+    """A store failure that is not the caller's fault (HTTP 500/503)."""
+
+    status = 500
+
+
+class StoreLocked(StoreError):
+    """The embedded store is open in another process."""
+
+    status = 503
+
+
+class LoadError(StoreError):
+    """Input that could not be loaded; names the file, line and reason (HTTP 400)."""
+
+    status = 400
+
+    def __init__(self, file: str, line: int | None, reason: str):
+        self.file, self.line, self.reason = file, line, reason
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+
+
+class QuerySyntaxError(StoreError):
+    """The SPARQL text does not parse (HTTP 400 with the parser's message)."""
+
+    status = 400
+
+
+class UnknownDataset(StoreError):
+    status = 404
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One dataset as the catalog shows it."""
+
+    name: str
+    graph: str
+    triples: int
+    modified: datetime | None
+
+
+class Store(Protocol):
+    """What the node needs from an RDF store, whichever engine holds the data."""
+
+    base_iri: str
+
+    def datasets(self) -> list[DatasetInfo]: ...
+
+    def replace_dataset(
+        self,
+        name: str,
+        source: Path | bytes | IO[bytes],
+        fmt: ox.RdfFormat,
+        *,
+        base_iri: str | None = None,
+        label: str | None = None,
+        progress: Progress | None = None,
+    ) -> DatasetInfo: ...
+
+    def drop_dataset(self, name: str) -> None: ...
+
+    def append(self, name: str, triples: list[ox.Triple]) -> DatasetInfo: ...
+
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+        union_default: bool = False,
+        timeout: float | None = None,
+    ) -> QueryResult: ...
+
+    def quads(
+        self,
+        subject: str | None = None,
+        predicate: str | None = None,
+        object: ox.NamedNode | ox.Literal | ox.BlankNode | None = None,
+        graphs: list[str] | None = None,
+    ) -> Iterator[ox.Quad]: ...
+
+    def describe(self, iri: str, graphs: list[str]) -> tuple[list[ox.Triple], dict[str, str]]: ...
+
+    def version(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(settings: Any) -> Store:
+    """The store the settings ask for (embedded on disk, or an external SPARQL engine)."""
+    if settings.store_backend == "sparql":
+        return SparqlProtocolStore(
+            settings.base_iri,
+            query_url=settings.sparql_query_url,
+            update_url=settings.sparql_update_url,
+            store_url=settings.sparql_store_url,
+            timeout=settings.query_timeout,
+        )
+    return OxigraphStore(settings.base_iri, settings.store_dir)
+
+
+def format_for(path: str | Path, explicit: str | None = None) -> ox.RdfFormat:
+    """The RDF format from an explicit media type/extension, or from the file name."""
+    if explicit:
+        fmt = ox.RdfFormat.from_media_type(explicit) or ox.RdfFormat.from_extension(explicit)
+        if fmt is None:
+            raise LoadError(str(path), None, f"unknown RDF format {explicit!r}")
+        return fmt
+    name = str(path).removesuffix(".gz")
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    fmt = ox.RdfFormat.from_extension(ext) or {"jsonld": ox.RdfFormat.JSON_LD}.get(ext)
+    if fmt is None:
+        raise LoadError(
+            str(path),
+            None,
+            "cannot tell the RDF format from the file name; use .ttl, .nt, .nq, .trig, .jsonld "
+            "or .rdf, or pass --format",
+        )
+    return fmt
+
+
+class OxigraphStore:
+    """Embedded pyoxigraph store on disk (RocksDB); one process owns it."""
+
+    def __init__(self, base_iri: str, path: Path | None):
+        self.base_iri = base_iri
+        try:
+            self._store = ox.Store(str(path)) if path is not None else ox.Store()
+        except OSError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"the store at {path} is in use by another process (a running node?); "
+                    "send changes through the node's admin API instead (dsgo load does this)"
+                ) from None
+            raise StoreError(f"cannot open the store at {path}: {exc}") from None
+        self._write_lock = threading.Lock()
+        self._version = 0
+        self._staging_seq = 0
+
+    @property
+    def raw(self) -> ox.Store:
+        return self._store
+
+    def version(self) -> int:
+        return self._version
+
+    def datasets(self) -> list[DatasetInfo]:
+        result = self._store.query(
+            f"SELECT ?g ?name ?n ?mod WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <{DCT}identifier> ?name ; "
+            f"<urn:dsgo:triples> ?n . OPTIONAL {{ ?g <{DCT}modified> ?mod }} }} }} ORDER BY ?name"
+        )
+        return [_info_from_row(row) for row in result]
+
+    def replace_dataset(
+        self,
+        name: str,
+        source: Path | bytes | IO[bytes],
+        fmt: ox.RdfFormat,
+        *,
+        base_iri: str | None = None,
+        label: str | None = None,
+        progress: Progress | None = None,
+    ) -> DatasetInfo:
+        check_dataset_name(name)
+        graph = dataset_iri(self.base_iri, name)
+        with self._write_lock:
+            self._staging_seq += 1
+            staging = ox.NamedNode(f"{STAGING_PREFIX}{name}:{os.getpid()}:{self._staging_seq}")
+            file_label = label or (str(source) if isinstance(source, Path) else "<input>")
+            try:
+                with _open_input(source, progress) as fh:
+                    self._store.bulk_load(
+                        fh,
+                        fmt,
+                        base_iri=base_iri or f"{self.base_iri}/id/",
+                        to_graph=staging,
+                    )
+                count = _count(self._store, staging.value)
+                now = _now_literal()
+                self._store.update(
+                    f"DROP SILENT GRAPH <{graph}> ; "
+                    f"MOVE SILENT <{staging.value}> TO <{graph}> ; "
+                    f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
+                    f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "
+                    f'"{name}" ; <urn:dsgo:triples> {count} ; <{DCT}modified> {now} }} }}'
+                )
+            except SyntaxError as exc:
+                self._discard(staging)
+                raise LoadError(file_label, _line_of(exc), _reason_of(exc)) from None
+            except (OSError, ValueError) as exc:
+                self._discard(staging)
+                raise LoadError(file_label, None, str(exc)) from None
+            except BaseException:
+                self._discard(staging)
+                raise
+            self._version += 1
+        return DatasetInfo(name, graph, count, datetime.now(UTC))
+
+    def append(self, name: str, triples: list[ox.Triple]) -> DatasetInfo:
+        """Add triples to a dataset (creating it), e.g. a new provenance record; one transaction."""
+        graph = dataset_iri(self.base_iri, name)
+        with self._write_lock:
+            self._store.update(_append_update(graph, triples))
+            count = _count(self._store, graph)
+            self._store.update(_meta_update(graph, name, count))
+            self._version += 1
+        return DatasetInfo(name, graph, count, datetime.now(UTC))
+
+    def drop_dataset(self, name: str) -> None:
+        graph = dataset_iri(self.base_iri, name)
+        with self._write_lock:
+            if not self._store.contains_named_graph(ox.NamedNode(graph)):
+                raise UnknownDataset(f"no dataset named {name!r}")
+            self._store.update(
+                f"DROP SILENT GRAPH <{graph}> ; "
+                f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }}"
+            )
+            self._version += 1
+
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+        union_default: bool = False,
+        timeout: float | None = None,
+    ) -> QueryResult:
+        kwargs: dict[str, Any] = {}
+        if default_graph is not None:
+            kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
+        if named_graphs is not None:
+            kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+        if union_default:
+            kwargs["use_default_graph_as_union"] = True
+        try:
+            return self._store.query(sparql, **kwargs)
+        except SyntaxError as exc:
+            raise QuerySyntaxError(str(exc)) from None
+
+    def quads(
+        self,
+        subject: str | None = None,
+        predicate: str | None = None,
+        object: ox.NamedNode | ox.Literal | ox.BlankNode | None = None,
+        graphs: list[str] | None = None,
+    ) -> Iterator[ox.Quad]:
+        s = ox.NamedNode(subject) if subject else None
+        p = ox.NamedNode(predicate) if predicate else None
+        if graphs is None:
+            for q in self._store.quads_for_pattern(s, p, object, None):
+                if isinstance(q.graph_name, ox.NamedNode) and not _internal(q.graph_name.value):
+                    yield q
+            return
+        for g in graphs:
+            yield from self._store.quads_for_pattern(s, p, object, ox.NamedNode(g))
+
+    def describe(self, iri: str, graphs: list[str]) -> tuple[list[ox.Triple], dict[str, str]]:
+        """The resource's triples as subject in `graphs`, plus labels of the IRIs it links to."""
+        subject = ox.NamedNode(iri)
+        triples: list[ox.Triple] = []
+        seen: set[ox.Triple] = set()
+        for g in graphs:
+            for q in self._store.quads_for_pattern(subject, None, None, ox.NamedNode(g)):
+                t = q.triple
+                if t not in seen:
+                    seen.add(t)
+                    triples.append(t)
+        labels: dict[str, str] = {}
+        named_graphs = [ox.NamedNode(g) for g in graphs]
+        for t in triples:
+            o = t.object
+            if isinstance(o, ox.NamedNode) and o.value not in labels:
+                label = self._label(o, named_graphs)
+                if label is not None:
+                    labels[o.value] = label
+        return triples, labels
+
+    def _label(self, node: ox.NamedNode, graphs: list[ox.NamedNode]) -> str | None:
+        for predicate in LABEL_PREDICATES:
+            for g in graphs:
+                for q in self._store.quads_for_pattern(node, predicate, None, g):
+                    if isinstance(q.object, ox.Literal):
+                        return q.object.value
+        return None
+
+    def close(self) -> None:
+        try:
+            self._store.flush()
+        except OSError:
+            pass
+        del self._store
+
+    def _discard(self, staging: ox.NamedNode) -> None:
+        try:
+            self._store.remove_graph(staging)
+        except (OSError, RuntimeError):
+            pass
+
+
+class SparqlProtocolStore:
+    """An external engine reached over the SPARQL 1.1 Protocol and Graph Store Protocol."""
+
+    def __init__(
+        self,
+        base_iri: str,
+        *,
+        query_url: str | None,
+        update_url: str | None,
+        store_url: str | None,
+        timeout: float = 30.0,
+    ):
+        if not query_url:
+            raise StoreError("store.query_url is required for the external SPARQL backend")
+        self.base_iri = base_iri
+        self.query_url = query_url
+        self.update_url = update_url
+        self.store_url = store_url
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self._lock = threading.Lock()
+        self._version = 0
+
+    def version(self) -> int:
+        return self._version
+
+    def datasets(self) -> list[DatasetInfo]:
+        result = self.query(
+            f"SELECT ?g ?name ?n ?mod WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <{DCT}identifier> ?name ; "
+            f"<urn:dsgo:triples> ?n . OPTIONAL {{ ?g <{DCT}modified> ?mod }} }} }} ORDER BY ?name"
+        )
+        return [_info_from_row(row) for row in result]
+
+    def replace_dataset(
+        self,
+        name: str,
+        source: Path | bytes | IO[bytes],
+        fmt: ox.RdfFormat,
+        *,
+        base_iri: str | None = None,
+        label: str | None = None,
+        progress: Progress | None = None,
+    ) -> DatasetInfo:
+        """Validate by parsing locally into N-Triples, then PUT the graph (atomic on the server)."""
+        check_dataset_name(name)
+        if not self.store_url or not self.update_url:
+            raise StoreError("store.store_url and store.update_url are required to load data")
+        graph = dataset_iri(self.base_iri, name)
+        file_label = label or (str(source) if isinstance(source, Path) else "<input>")
+        spool = io.BytesIO()
+        count = 0
+        try:
+            with _open_input(source, progress) as fh:
+                for quad in ox.parse(fh, fmt, base_iri=base_iri or f"{self.base_iri}/id/"):
+                    spool.write(str(quad.triple).encode() + b" .\n")
+                    count += 1
+        except SyntaxError as exc:
+            raise LoadError(file_label, _line_of(exc), _reason_of(exc)) from None
+        except (OSError, ValueError) as exc:
+            raise LoadError(file_label, None, str(exc)) from None
+        with self._lock:
+            resp = self._client.put(
+                self.store_url,
+                params={"graph": graph},
+                content=spool.getvalue(),
+                headers={"Content-Type": "application/n-triples"},
+            )
+            _check(resp, "graph store PUT")
+            now = _now_literal()
+            self._update(
+                f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
+                f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "
+                f'"{name}" ; <urn:dsgo:triples> {count} ; <{DCT}modified> {now} }} }}'
+            )
+            self._version += 1
+        return DatasetInfo(name, graph, count, datetime.now(UTC))
+
+    def append(self, name: str, triples: list[ox.Triple]) -> DatasetInfo:
+        graph = dataset_iri(self.base_iri, name)
+        with self._lock:
+            self._update(_append_update(graph, triples))
+            (row,) = self.query(
+                f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+            )
+            count = int(row["n"].value)
+            self._update(_meta_update(graph, name, count))
+            self._version += 1
+        return DatasetInfo(name, graph, count, datetime.now(UTC))
+
+    def drop_dataset(self, name: str) -> None:
+        graph = dataset_iri(self.base_iri, name)
+        if not any(d.name == name for d in self.datasets()):
+            raise UnknownDataset(f"no dataset named {name!r}")
+        self._update(
+            f"DROP SILENT GRAPH <{graph}> ; "
+            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }}"
+        )
+        self._version += 1
+
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+        union_default: bool = False,
+        timeout: float | None = None,
+    ) -> QueryResult:
+        params: list[tuple[str, str]] = []
+        if union_default and default_graph is None:
+            default_graph = [d.graph for d in self.datasets()]
+        # An empty list must mean "no graphs", which the protocol cannot say: use a graph that
+        # never holds data so the engine does not fall back to its whole default graph.
+        for g in default_graph if default_graph is not None else []:
+            params.append(("default-graph-uri", g))
+        if default_graph == []:
+            params.append(("default-graph-uri", "urn:dsgo:empty"))
+        for g in named_graphs if named_graphs is not None else []:
+            params.append(("named-graph-uri", g))
+        if named_graphs == []:
+            params.append(("named-graph-uri", "urn:dsgo:empty"))
+        resp = self._client.post(
+            self.query_url,
+            params=params,
+            timeout=timeout if timeout else httpx.USE_CLIENT_DEFAULT,
+            content=sparql.encode(),
+            headers={
+                "Content-Type": "application/sparql-query",
+                "Accept": "application/sparql-results+json, application/n-triples;q=0.9",
+            },
+        )
+        if resp.status_code == 400:
+            raise QuerySyntaxError(resp.text.strip()[:2000])
+        _check(resp, "SPARQL query")
+        media = resp.headers.get("content-type", "").split(";")[0].strip()
+        if media == "application/n-triples":
+            return iter([q.triple for q in ox.parse(resp.content, ox.RdfFormat.N_TRIPLES)])
+        return ox.parse_query_results(resp.content, ox.QueryResultsFormat.JSON)
+
+    def quads(
+        self,
+        subject: str | None = None,
+        predicate: str | None = None,
+        object: ox.NamedNode | ox.Literal | ox.BlankNode | None = None,
+        graphs: list[str] | None = None,
+    ) -> Iterator[ox.Quad]:
+        s = sparql_iri(subject) if subject else "?s"
+        p = sparql_iri(predicate) if predicate else "?p"
+        o = str(object) if object is not None else "?o"
+        graph_filter = (
+            "VALUES ?g { " + " ".join(sparql_iri(g) for g in graphs) + " }"
+            if graphs is not None
+            else f'FILTER(?g != <{META_GRAPH}> && !STRSTARTS(STR(?g), "{STAGING_PREFIX}"))'
+        )
+        if graphs == []:
+            return
+        rows = self.query(f"SELECT * WHERE {{ {graph_filter} GRAPH ?g {{ {s} {p} {o} }} }}")
+        for row in rows:
+            yield ox.Quad(
+                row["s"] if subject is None else ox.NamedNode(subject),
+                row["p"] if predicate is None else ox.NamedNode(predicate),
+                row["o"] if object is None else object,
+                row["g"],
+            )
+
+    def describe(self, iri: str, graphs: list[str]) -> tuple[list[ox.Triple], dict[str, str]]:
+        if not graphs:
+            return [], {}
+        subject = sparql_iri(iri)
+        values = " ".join(sparql_iri(g) for g in graphs)
+        rows = self.query(
+            f"SELECT DISTINCT ?p ?o ?label WHERE {{ VALUES ?g {{ {values} }} GRAPH ?g {{ {subject} ?p ?o }} "
+            f"OPTIONAL {{ VALUES ?g2 {{ {values} }} GRAPH ?g2 {{ ?o <{RDFS_LABEL.value}> ?label }} }} }}"
+        )
+        triples: list[ox.Triple] = []
+        seen: set[ox.Triple] = set()
+        labels: dict[str, str] = {}
+        node = ox.NamedNode(iri)
+        for row in rows:
+            t = ox.Triple(node, row["p"], row["o"])
+            if t not in seen:
+                seen.add(t)
+                triples.append(t)
+            label = row["label"]
+            if label is not None and isinstance(row["o"], ox.NamedNode):
+                labels.setdefault(row["o"].value, label.value)
+        return triples, labels
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _update(self, sparql: str) -> None:
+        if not self.update_url:
+            raise StoreError("store.update_url is required to change data")
+        resp = self._client.post(
+            self.update_url,
+            content=sparql.encode(),
+            headers={"Content-Type": "application/sparql-update"},
+        )
+        _check(resp, "SPARQL update")
+
+
+def _check(resp: httpx.Response, what: str) -> None:
+    if resp.status_code >= 400:
+        raise StoreError(
+            f"external store: {what} failed with HTTP {resp.status_code}: {resp.text[:500]}"
+        )
+
+
+def _info_from_row(row: ox.QuerySolution) -> DatasetInfo:
+    mod = row["mod"]
+    modified = None
+    if mod is not None:
+        try:
+            modified = datetime.fromisoformat(mod.value)
+        except ValueError:
+            modified = None
+    return DatasetInfo(row["name"].value, row["g"].value, int(row["n"].value), modified)
+
+
+def _append_update(graph: str, triples: list[ox.Triple]) -> str:
+    body = " ".join(f"{t} ." for t in triples)
+    return f"INSERT DATA {{ GRAPH <{graph}> {{ {body} }} }}"
+
+
+def _meta_update(graph: str, name: str, count: int) -> str:
+    now = _now_literal()
+    return (
+        f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
+        f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "
+        f'"{name}" ; <urn:dsgo:triples> {count} ; <{DCT}modified> {now} }} }}'
+    )
+
+
+def _count(store: ox.Store, graph: str) -> int:
+    (row,) = store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+    return int(row["n"].value)
+
+
+def _now_literal() -> str:
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return f'"{stamp}"^^<{XSD}dateTime>'
+
+
+def _internal(graph: str) -> bool:
+    return graph == META_GRAPH or graph.startswith(STAGING_PREFIX)
+
+
+def _line_of(exc: SyntaxError) -> int | None:
+    return exc.lineno if isinstance(exc.lineno, int) else None
+
+
+def _reason_of(exc: SyntaxError) -> str:
+    return str(exc.msg if exc.msg else exc)
+
+
+class _ProgressReader(io.RawIOBase):
+    """Wraps a binary stream and reports bytes read, for progress bars on big loads."""
+
+    def __init__(self, inner: IO[bytes], progress: Progress):
+        self._inner, self._progress, self._done = inner, progress, 0
+        self._last = time.monotonic()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self._done += n
+        self._progress(self._done)
+        return n
+
+
+class _open_input:
+    """Context manager giving a binary stream for a path (gzip aware), bytes, or an open stream."""
+
+    def __init__(self, source: Path | bytes | IO[bytes], progress: Progress | None):
+        self._source, self._progress = source, progress
+        self._close: Callable[[], None] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        src = self._source
+        if isinstance(src, bytes):
+            fh: IO[bytes] = io.BytesIO(src)
+        elif isinstance(src, Path):
+            if str(src).endswith(".gz"):
+                import gzip
+
+                fh = gzip.open(src, "rb")
+            else:
+                fh = open(src, "rb")  # noqa: SIM115 - closed in __exit__
+            self._close = fh.close
+        else:
+            fh = src
+        if self._progress is not None:
+            return io.BufferedReader(_ProgressReader(fh, self._progress), 1 << 20)  # type: ignore[return-value]
+        return fh
+
+    def __exit__(self, *exc: object) -> None:
+        if self._close:
+            self._close()
+
+
+def iter_graph(store: Store, graph: str) -> Iterable[ox.Triple]:
+    """All triples of one named graph (used by catalog statistics and exports)."""
+    return (q.triple for q in store.quads(graphs=[graph]))
