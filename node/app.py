@@ -21,6 +21,7 @@ from node.negotiation import NotAcceptable
 from node.openapi import openapi_schema
 from node.request_log import RequestLog
 from node.routes.admin import admin_routes
+from node.routes.audit import audit_routes
 from node.routes.catalog import catalog_routes
 from node.routes.delegation import delegation_routes
 from node.routes.resources import resource_routes
@@ -29,7 +30,7 @@ from node.routes.trust import trust_routes
 from node.runtime import Runtime, build_runtime
 from node.store import StoreError
 from node.sync import make_sync_runner
-from trust.audit import AuditUnavailable
+from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
 
 log = logging.getLogger("dsgo.node")
@@ -63,12 +64,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     routes: list[Route] = [
         Route("/healthz", _health(rt), methods=["GET"]),
         Route("/", _home(rt), methods=["GET"]),
-        *trust_routes(rt.layer),
+        *trust_routes(rt.layer, on_token=_token_recorder(rt)),
         *resource_routes(rt),
         *sparql_routes(rt),
         *catalog_routes(rt),
         *delegation_routes(rt.layer, rt.policies, rt.register, rt.enforcer, store=rt.store),
         *admin_routes(rt, run_sync),
+        *audit_routes(rt),
     ]
     app.router.routes.extend(routes)
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
@@ -86,6 +88,22 @@ async def _sync_loop(run_sync, interval: float) -> None:
             await asyncio.to_thread(run_sync, False)
         except Exception as exc:  # a failed sync keeps the old data and is retried next time
             log.warning("scheduled sync failed: %s", exc)
+
+
+def _token_recorder(rt: Runtime):
+    def record(outcome: str, client_id: str | None, jti: str | None, reason: str | None) -> None:
+        rt.record(
+            AuditEvent(
+                kind=outcome,
+                party=client_id,
+                target="/connect/token",
+                action="token",
+                token_jti=jti,
+                detail={"reason": reason} if reason else {},
+            )
+        )
+
+    return record
 
 
 def _health(rt: Runtime):

@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", type=Path)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
 
+    p = command(
+        "derive", cmd_derive, "save a CONSTRUCT (may use SERVICE) as a dataset, with provenance"
+    )
+    p.add_argument("query", nargs="?", help="the CONSTRUCT query text (or --file)")
+    p.add_argument("--file", type=Path)
+    p.add_argument("--dataset", required=True)
+
     p = command("sync", cmd_sync, "re-run every configured connector whose source changed")
     p.add_argument("--force", action="store_true")
 
@@ -207,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = asub.add_parser("verify", help="check the hash chain and signed checkpoints")
     _config_arg(p)
     p.set_defaults(func=cmd_audit_verify)
+    p = asub.add_parser("trace", help="where a resource came from and who read it, across nodes")
+    _config_arg(p)
+    p.add_argument("iri")
+    p.add_argument("--depth", type=int, default=5, help="how many derivation hops to follow")
+    p.add_argument("--json", action="store_true", help="print the raw trace")
+    p.set_defaults(func=cmd_audit_trace)
     p = asub.add_parser("tail", help="print the newest audit entries")
     _config_arg(p)
     p.add_argument("-n", type=int, default=20)
@@ -674,6 +687,70 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if report.broken_checkpoint is not None:
         print(f"checkpoint {report.broken_checkpoint} invalid: {report.checkpoint_reason}")
     return EXIT_ERROR
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    text = args.file.read_text(encoding="utf-8") if args.file else args.query
+    if not text:
+        raise CliError("give the query text or --file")
+    resp = _self_client(settings).request(
+        "POST",
+        settings.base_iri,
+        "/admin/derive",
+        party_id=settings.party_id,
+        json={"query": text, "dataset": args.dataset},
+        timeout=None,
+    )
+    body = _json_or_fail(resp)
+    print(f"dataset {body['dataset']}: {body['triples']} triples (version {body['version']})")
+    return 0
+
+
+def cmd_audit_trace(args: argparse.Namespace) -> int:
+    from node.links import owning_node
+
+    settings = _settings(args)
+    client = _self_client(settings)
+    hops: list[dict[str, Any]] = []
+    todo = [(args.iri, 0)]
+    seen: set[str] = set()
+    while todo:
+        iri, depth = todo.pop(0)
+        if iri in seen or depth > args.depth:
+            continue
+        seen.add(iri)
+        node = owning_node(iri)
+        hop = _json_or_fail(client.request("GET", node, "/audit/trace", params={"iri": iri}))
+        hops.append(hop)
+        for ds in hop.get("datasets", []):
+            for derived in ds.get("derived_from") or []:
+                todo.append((derived["iri"], depth + 1))
+    if args.json:
+        print(json.dumps(hops, indent=2))
+        return 0
+    for n, hop in enumerate(hops):
+        indent = "  " * n
+        print(f"{indent}{hop['iri']}")
+        print(f"{indent}  held by {hop['party']} at {hop['node']}")
+        for ds in hop["datasets"]:
+            print(f"{indent}  dataset {ds['dataset']}, version {ds.get('version')}")
+            if ds.get("version"):
+                act, src = ds["activity"], ds["source"]
+                print(
+                    f"{indent}    generated {ds['generated_at']} by {act['connector']} {act['connector_version']}"
+                    f" for {ds.get('attributed_to')}"
+                )
+                print(f"{indent}    from {src['location']}")
+                print(f"{indent}    source sha256 {src['sha256']}")
+                for d in ds.get("derived_from") or []:
+                    print(f"{indent}    derived from {d['iri']} (ETag {d['etag']})")
+        print(f"{indent}  {hop['access_count']} access records on this node; latest:")
+        for a in hop["accesses"][-5:]:
+            print(
+                f"{indent}    #{a['seq']} {a['time']} {a['kind']:<13} {a['party']} {a['target'] or ''}"
+            )
+    return 0
 
 
 def cmd_audit_tail(args: argparse.Namespace) -> int:

@@ -121,6 +121,22 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
             {"dataset": dataset, "triples": result.triple_count, "version": version}
         )
 
+    async def derive(request: Request) -> Response:
+        from node.derive import derive as run_derive
+
+        party = _owner(request)
+        body = await request.json()
+        query, dataset = body.get("query"), body.get("dataset")
+        if not isinstance(query, str) or not isinstance(dataset, str):
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": "query and dataset are required"},
+                status_code=400,
+            )
+        check_dataset_name(dataset)
+        rt.record(AuditEvent(kind="admin", party=party, target=dataset, action="derive"))
+        count, version = await run_in_threadpool(run_derive, rt, query, dataset)
+        return JSONResponse({"dataset": dataset, "triples": count, "version": version})
+
     async def sync(request: Request) -> Response:
         party = _owner(request)
         if run_sync is None:
@@ -138,5 +154,6 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
         Route("/admin/datasets/{name}", delete_dataset, methods=["DELETE"]),
         Route("/admin/datasets", list_datasets, methods=["GET"]),
         Route("/admin/connect", connect, methods=["POST"]),
+        Route("/admin/derive", derive, methods=["POST"]),
         Route("/admin/sync", sync, methods=["POST"]),
     ]

@@ -18,6 +18,7 @@ from node.negotiation import RDF_TYPES, RESULTS_TYPES, choose, content_type, ser
 from node.runtime import Runtime
 from node.sparql_results import QueryTimeout, collect_triples, read_solutions, write, write_boolean
 from trust.audit import AuditEvent
+from trust.delegation import DSGO_QUERY
 
 MAX_QUERY_BYTES = 256 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -77,6 +78,7 @@ def sparql_routes(rt: Runtime) -> list[Route]:
                 action="dsgo:query",
                 token_jti=caller.jti,
                 query_hash=hashlib.sha256(req.query.encode()).hexdigest(),
+                datasets=touched_datasets(rt, caller.party_id),
                 result_size=answer.size,
             )
         )
@@ -97,8 +99,7 @@ def _run(
     deadline: float,
 ) -> Answer:
     """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline."""
-    query = _with_protocol_dataset(req)
-    result = rt.enforcer.query(rt.store, caller, query, data_version=rt.store.version())
+    result = evaluate(rt, caller, _with_protocol_dataset(req))
     cap = rt.settings.max_results
     if isinstance(result, ox.QueryBoolean) or isinstance(result, bool):
         media = choose(accept, RESULTS_TYPES, fmt)
@@ -110,6 +111,26 @@ def _run(
     media = choose(accept, RDF_TYPES, fmt)
     triples, truncated = collect_triples(result, cap, deadline)
     return Answer(serialise_triples(triples, media), media, len(triples), truncated)
+
+
+def evaluate(rt: Runtime, caller: str, query: str):
+    """Run a query for `caller`: policy-scoped locally, SERVICE parts at the remote nodes."""
+    return rt.enforcer.query(rt.store, caller, query, data_version=rt.store.version())
+
+
+def touched_datasets(rt: Runtime, caller: str) -> tuple[str, ...]:
+    """Names of the datasets a query by `caller` could read (recorded in the audit log)."""
+    scope = rt.enforcer.scope_for(caller, DSGO_QUERY)
+    graphs = rt.enforcer.dataset_graphs(rt.store, rt.store.version())
+    if "*" in scope.whole_datasets:
+        readable = graphs
+    else:
+        partial = set()
+        for grant in scope.partial:
+            partial |= set(graphs) if grant.datasets is None else set(grant.datasets)
+        readable = [g for g in graphs if g in scope.whole_datasets or g in partial]
+    prefix = f"{rt.settings.base_iri}/dataset/"
+    return tuple(g[len(prefix) :] for g in readable if g.startswith(prefix))
 
 
 async def _parse(request: Request) -> SparqlRequest:

@@ -17,8 +17,16 @@ MAX_FORM_BYTES = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def trust_routes(layer: TrustLayer) -> list[Route]:
-    """Routes for the node's trust endpoints; registry routes only when `layer.registry` is set."""
+TokenHook = Callable[[str, str | None, str | None, str | None], None]
+
+
+def trust_routes(layer: TrustLayer, on_token: TokenHook | None = None) -> list[Route]:
+    """Routes for the node's trust endpoints; registry routes only when `layer.registry` is set.
+
+    `on_token(outcome, client_id, jti, reason)` records every token issued or refused; it may
+    raise to stop the token from being handed out (the audit log fails closed).
+    """
+    record = on_token or (lambda outcome, client_id, jti, reason: None)
 
     async def token(request: Request) -> Response:
         if request.method != "POST":
@@ -31,7 +39,14 @@ def trust_routes(layer: TrustLayer) -> list[Route]:
             raise InvalidRequest("request_oversized", "request body too large")
         form = await request.form()
         fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-        result = await run_in_threadpool(layer.token_response, fields)
+        client_id = next((v for k, v in fields if k == "client_id"), None)
+        try:
+            result = await run_in_threadpool(layer.token_response, fields)
+        except TrustError as exc:
+            await run_in_threadpool(record, "token_refused", client_id, None, exc.description)
+            raise
+        claims = layer.verify_access_token(result["access_token"])
+        await run_in_threadpool(record, "token_issued", claims.party_id, claims.jti, None)
         return JSONResponse(result, headers=_NO_STORE)
 
     async def capabilities(request: Request) -> Response:

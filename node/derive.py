@@ -1,0 +1,85 @@
+"""Derived datasets: a CONSTRUCT (possibly federated) saved as a dataset, with PROV-O back to its inputs.
+
+The renovator's summary of the builder's model is derived data: its provenance records which
+remote resources it was computed from and which version (ETag) of each was read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pyoxigraph as ox
+
+from connectors.base import ProvRecord
+from node.links import RemoteFetchError, fetch_resource
+from node.provenance import derived_from, version_triples
+from node.runtime import Runtime
+from node.store import LoadError
+from node.sync import PROVENANCE_DATASET, latest_version
+
+MAX_REMOTE_VERSIONS = 200
+
+
+def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
+    """Run `query` as the node's own party, store its triples as `dataset`, record provenance."""
+    from node.routes.sparql import evaluate
+
+    started = datetime.now(UTC)
+    result = evaluate(rt, rt.settings.party_id, query)
+    if not isinstance(result, ox.QueryTriples) and not hasattr(result, "__iter__"):
+        raise LoadError("<query>", None, "a derived dataset needs a CONSTRUCT or DESCRIBE query")
+    triples = [t for t in result if isinstance(t, ox.Triple)]
+    if not triples:
+        raise LoadError("<query>", None, "the query produced no triples; nothing was stored")
+    data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES)
+    rt.store.replace_dataset(dataset, data, ox.RdfFormat.N_TRIPLES, label=f"derived:{dataset}")
+    ended = datetime.now(UTC)
+    prov = ProvRecord(
+        source=f"{rt.settings.base_iri}/sparql",
+        source_sha256=hashlib.sha256(query.encode()).hexdigest(),
+        source_modified=started,
+        connector="sparql-construct",
+        connector_version="1",
+        started=started,
+        ended=ended,
+        party_id=rt.settings.party_id,
+        extra={"query": query},
+    )
+    previous, number = latest_version(rt.store, rt.settings.base_iri, dataset)
+    version, prov_triples = version_triples(
+        prov,
+        base_iri=rt.settings.base_iri,
+        dataset=dataset,
+        previous_version=previous,
+        version=number + 1,
+    )
+    for iri, etag in _remote_versions(rt, triples):
+        prov_triples += derived_from(version, iri, etag)
+    rt.store.append(PROVENANCE_DATASET, prov_triples)
+    return len(triples), version
+
+
+def _remote_versions(rt: Runtime, triples: list[ox.Triple]) -> list[tuple[str, str | None]]:
+    """The other nodes' resources the result mentions, each with the ETag its node serves now."""
+    base = rt.settings.base_iri
+    remote: list[str] = []
+    for t in triples:
+        for term in (t.subject, t.object):
+            if (
+                isinstance(term, ox.NamedNode)
+                and term.value.startswith(("http://", "https://"))
+                and not term.value.startswith(base + "/")
+                and "/id/" in term.value
+                and term.value not in remote
+            ):
+                remote.append(term.value)
+    client = rt.layer.client()
+    out: list[tuple[str, str | None]] = []
+    for iri in remote[:MAX_REMOTE_VERSIONS]:
+        try:
+            fetched = fetch_resource(client, iri, accept="application/n-triples")
+        except RemoteFetchError:
+            continue  # not a node's resource, or not readable: it is not an input we can vouch for
+        out.append((iri, fetched.etag))
+    return out
