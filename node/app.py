@@ -16,6 +16,7 @@ from starlette.routing import Route
 from node.auth import error_response
 from node.config import Settings
 from node.enforcement import AccessDenied
+from node.federation import FederationError
 from node.iri import InvalidName
 from node.negotiation import NotAcceptable
 from node.openapi import openapi_schema
@@ -174,6 +175,11 @@ async def _protocol_error(request: Request, exc: Exception) -> Response:
     return _json_error(status, error, str(exc))
 
 
+async def _federation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FederationError)
+    return JSONResponse(exc.to_json(), status_code=exc.status)
+
+
 async def _audit_unavailable(request: Request, exc: Exception) -> Response:
     log.error("audit log unavailable, refusing the request: %s", exc)
     return _json_error(
@@ -189,4 +195,5 @@ _HANDLERS = {
     StoreError: _store_error,
     InvalidName: _protocol_error,
     ProtocolError: _protocol_error,
+    FederationError: _federation_error,
 }

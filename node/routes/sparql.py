@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from node import federation
 from node.auth import authenticate
 from node.negotiation import RDF_TYPES, RESULTS_TYPES, choose, content_type, serialise_triples
 from node.runtime import Runtime
 from node.sparql_results import QueryTimeout, collect_triples, read_solutions, write, write_boolean
 from trust.audit import AuditEvent
 from trust.delegation import DSGO_QUERY
+from trust.errors import TrustError
 
 MAX_QUERY_BYTES = 256 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -114,8 +116,69 @@ def _run(
 
 
 def evaluate(rt: Runtime, caller: str, query: str):
-    """Run a query for `caller`: policy-scoped locally, SERVICE parts at the remote nodes."""
-    return rt.enforcer.query(rt.store, caller, query, data_version=rt.store.version())
+    """Run a query for `caller`: policy-scoped locally, SERVICE parts at the remote nodes.
+
+    Remote parts are asked by this node with its own token; each remote node enforces its own
+    policies for this node's party. Nothing fetched is written to the store.
+    """
+
+    def local(text: str):
+        return rt.enforcer.query(rt.store, caller, text, data_version=rt.store.version())
+
+    if not federation.has_service(query):
+        return local(query)
+    result = federation.evaluate(
+        query,
+        local=local,
+        fetch=node_fetch(rt),
+        timeout=rt.settings.query_timeout,
+        endpoint_allowed=_is_node_endpoint,
+    )
+    for source in result.sources:
+        rt.record(
+            AuditEvent(
+                kind="federated_call",
+                party=caller,
+                target=source.endpoint,
+                action="dsgo:query",
+                result_size=source.rows,
+                detail={
+                    "requests": source.requests,
+                    "error": source.error,
+                    "silent": source.silent,
+                },
+            )
+        )
+    return result.result
+
+
+def node_fetch(rt: Runtime) -> federation.Fetch:
+    """Ask another node's /sparql with a token this node obtains there (cached until expiry)."""
+    client = rt.layer.client()
+
+    def fetch(endpoint: str, query: str, timeout: float) -> federation.RemoteSolutions:
+        base = endpoint[: -len("/sparql")]
+        try:
+            resp = client.request(
+                "POST",
+                base,
+                "/sparql",
+                data={"query": query},
+                headers={"Accept": federation.RESULTS_JSON},
+                timeout=timeout,
+            )
+        except TrustError as exc:
+            raise federation.RemoteCallError(
+                f"no access token from {base}: {exc.description}"
+            ) from None
+        return federation.check_response(resp.status_code, resp.headers, resp.content)
+
+    return fetch
+
+
+def _is_node_endpoint(endpoint: str) -> bool:
+    """Only other nodes' SPARQL endpoints; the token handshake then proves the node is a participant."""
+    return endpoint.startswith(("http://", "https://")) and endpoint.endswith("/sparql")
 
 
 def touched_datasets(rt: Runtime, caller: str) -> tuple[str, ...]:
