@@ -337,9 +337,17 @@ class Enforcer:
                 for t in items
                 if t.subject.value == subject_iri and t.predicate.value == RDF_TYPE
             }
+            # Explain against the graphs that hold the resource, not every graph of the node.
+            holding = sorted(
+                {
+                    t.graph_name.value
+                    for t in items
+                    if isinstance(t, ox.Quad) and isinstance(t.graph_name, ox.NamedNode)
+                }
+            ) or list(graph_iris)
             raise AccessDenied(
                 "no policy permits reading this resource",
-                self.explain(caller, resource=subject_iri, graph_iris=graph_iris, types=types),
+                self.explain(caller, resource=subject_iri, graph_iris=holding, types=types),
             )
         self._audit("Permit", caller, ISHARE_READ, subject_iri, scope, f"{len(kept)} triples")
         return kept

@@ -21,6 +21,7 @@ import httpx
 import pyoxigraph as ox
 
 from node.iri import META_GRAPH, STAGING_PREFIX, check_dataset_name, dataset_iri, sparql_iri
+from node.sparql_results import QueryTimeout
 
 DCT = "http://purl.org/dc/terms/"
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -62,6 +63,12 @@ class QuerySyntaxError(StoreError):
     """The SPARQL text does not parse (HTTP 400 with the parser's message)."""
 
     status = 400
+
+
+class StoreTimeout(StoreError, QueryTimeout):
+    """The external engine's answer took longer than the query timeout (HTTP 503)."""
+
+    status = 503
 
 
 class UnknownDataset(StoreError):
@@ -367,6 +374,7 @@ class SparqlProtocolStore:
         self.update_url = update_url
         self.store_url = store_url
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._version = 0
 
@@ -468,7 +476,12 @@ class SparqlProtocolStore:
             params.append(("named-graph-uri", g))
         if named_graphs == []:
             params.append(("named-graph-uri", "urn:dsgo:empty"))
-        resp = self._client.post(
+        # The read timeout is per chunk and the engine streams, so bound the whole answer too:
+        # closing the stream stops the download (and the engine) instead of reading on forever.
+        budget = timeout or self._timeout
+        deadline = time.monotonic() + budget
+        with self._client.stream(
+            "POST",
             self.query_url,
             params=params,
             timeout=timeout if timeout else httpx.USE_CLIENT_DEFAULT,
@@ -477,14 +490,24 @@ class SparqlProtocolStore:
                 "Content-Type": "application/sparql-query",
                 "Accept": "application/sparql-results+json, application/n-triples;q=0.9",
             },
-        )
+        ) as resp:
+            chunks = []
+            for chunk in resp.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise StoreTimeout(f"external store: no complete answer within {budget:g} s")
+            body = b"".join(chunks)
         if resp.status_code == 400:
-            raise QuerySyntaxError(resp.text.strip()[:2000])
-        _check(resp, "SPARQL query")
+            raise QuerySyntaxError(body.decode("utf-8", errors="replace").strip()[:2000])
+        if resp.status_code >= 400:
+            raise StoreError(
+                f"external store: SPARQL query failed with HTTP {resp.status_code}: "
+                f"{body[:500].decode('utf-8', errors='replace')}"
+            )
         media = resp.headers.get("content-type", "").split(";")[0].strip()
         if media == "application/n-triples":
-            return iter([q.triple for q in ox.parse(resp.content, ox.RdfFormat.N_TRIPLES)])
-        return ox.parse_query_results(resp.content, ox.QueryResultsFormat.JSON)
+            return iter([q.triple for q in ox.parse(body, ox.RdfFormat.N_TRIPLES)])
+        return ox.parse_query_results(body, ox.QueryResultsFormat.JSON)
 
     def quads(
         self,

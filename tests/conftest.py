@@ -1,0 +1,41 @@
+"""Shared fixtures: process groups that always stop the servers they started, and the dev CA."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from nodeproc import ProcessGroup, dsgo  # noqa: E402
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Servers started in one test; all stopped at its end, pass or fail."""
+    group = ProcessGroup(tmp_path / "logs")
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessGroup]:
+    """Servers shared by one test module; all stopped when the module is done."""
+    group = ProcessGroup(tmp_path_factory.mktemp("logs"))
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture(scope="module")
+def dev_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development scheme CA made with `dsgo trust ca`, shared by the nodes of one module."""
+    ca = tmp_path_factory.mktemp("ca") / "dev-ca"
+    dsgo("trust", "ca", ca)
+    return ca

@@ -1,0 +1,252 @@
+"""Helpers that start and stop real node processes (`dsgo serve`) and `oxigraph serve` for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+DSGO = str(VENV_BIN / "dsgo")
+OXIGRAPH = str(VENV_BIN / "oxigraph")
+START_TIMEOUT = 30.0
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test process environment without DSGO_* settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSGO_")}
+    env.update(extra or {})
+    return env
+
+
+def dsgo(
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run the `dsgo` CLI; with check=True a non-zero exit fails with its output."""
+    proc = subprocess.run(
+        [DSGO, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=clean_env(env),
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"dsgo {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
+    return proc
+
+
+def init_node(
+    directory: Path,
+    party_id: str,
+    name: str,
+    port: int,
+    *,
+    ca: Path | None = None,
+    registry_url: str | None = None,
+    registry_id: str | None = None,
+) -> Path:
+    """`dsgo init` a node directory and return the path of its node.toml."""
+    args: list[str | Path] = ["init", directory, "--party-id", party_id, "--name", name]
+    args += ["--port", str(port)]
+    if ca is not None:
+        args += ["--ca", ca]
+    if registry_url is not None:
+        args += ["--registry-url", registry_url, "--registry-id", str(registry_id)]
+    dsgo(*args)
+    return directory / "node.toml"
+
+
+def edit_config(config: Path, changes: dict[str, dict[str, Any]]) -> None:
+    """Set `changes[section][key] = value` in a node.toml (a value of None removes the key)."""
+    raw = tomllib.loads(config.read_text(encoding="utf-8"))
+    for section, values in changes.items():
+        table = raw.setdefault(section, {})
+        for key, value in values.items():
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+    config.write_text(_dump_toml(raw), encoding="utf-8")
+
+
+def _dump_toml(raw: dict[str, Any]) -> str:
+    lines = []
+    for section, table in raw.items():
+        if isinstance(table, list):
+            for item in table:
+                lines.append(f"[[{section}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+@dataclass
+class Proc:
+    """A started server process in its own process group, with its output in files."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_dir: Path
+    base_url: str
+
+    @property
+    def stderr(self) -> str:
+        return (self.log_dir / f"{self.name}.stderr").read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it if it does not exit in time."""
+        if self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.popen.wait(timeout=10)
+
+
+def _spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        open(log_dir / f"{name}.stdout", "ab") as out,
+        open(log_dir / f"{name}.stderr", "ab") as err,
+    ):
+        return subprocess.Popen(
+            argv, stdout=out, stderr=err, env=env, start_new_session=True, stdin=subprocess.DEVNULL
+        )
+
+
+def _wait_ready(proc: Proc, url: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited {proc.popen.returncode}:\n{proc.stderr}")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.stop()
+    raise RuntimeError(f"{proc.name} not ready at {url} after {timeout} s:\n{proc.stderr}")
+
+
+@dataclass
+class ProcessGroup:
+    """Starts servers and stops every one of them in `stop_all` (call it from a finalizer)."""
+
+    log_dir: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    def serve(
+        self,
+        config: Path,
+        port: int,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        port_flag: bool = True,
+    ) -> Proc:
+        """`dsgo serve --config CONFIG --port PORT`, ready once /healthz on PORT answers 200."""
+        name = name or f"node-{port}"
+        argv = [DSGO, "serve", "--config", str(config)]
+        if port_flag:
+            argv += ["--port", str(port)]
+        proc = Proc(
+            name, _spawn(name, argv, self.log_dir, clean_env(env)), self.log_dir, _url(port)
+        )
+        self.procs.append(proc)
+        _wait_ready(proc, f"{proc.base_url}/healthz")
+        return proc
+
+    def oxigraph(self, location: Path, port: int) -> Proc:
+        """`oxigraph serve --location DIR --bind 127.0.0.1:PORT`, ready once it answers a query."""
+        name = f"oxigraph-{port}"
+        argv = [OXIGRAPH, "serve", "--location", str(location), "--bind", f"127.0.0.1:{port}"]
+        proc = Proc(name, _spawn(name, argv, self.log_dir, clean_env()), self.log_dir, _url(port))
+        self.procs.append(proc)
+        _wait_ready(proc, f"{proc.base_url}/query?query=ASK%7B%7D")
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+
+
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def sparql_backend(oxigraph_url: str) -> dict[str, Any]:
+    """The [store] settings for an external `oxigraph serve` at `oxigraph_url`."""
+    return {
+        "backend": "sparql",
+        "query_url": f"{oxigraph_url}/query",
+        "update_url": f"{oxigraph_url}/update",
+        "store_url": f"{oxigraph_url}/store",
+    }
+
+
+def trust_client(config: Path):
+    """A TrustClient acting as the party of the node configured in `config`."""
+    from node.config import load_settings
+    from node.runtime import load_identity, trusted_fingerprints
+    from trust.client import TrustClient
+
+    settings = load_settings(config)
+    return TrustClient(load_identity(settings), trusted_fingerprints(settings))
+
+
+def token_for(config: Path, base_url: str) -> str:
+    """A fresh access token at `base_url` for the party of the node configured in `config`."""
+    client = trust_client(config)
+    try:
+        return client.get_token(base_url, fresh=True)
+    finally:
+        client.close()
