@@ -27,7 +27,7 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
 
     started = datetime.now(UTC)
     result = evaluate(rt, rt.settings.party_id, query)
-    if not isinstance(result, ox.QueryTriples) and not hasattr(result, "__iter__"):
+    if isinstance(result, bool | ox.QueryBoolean) or hasattr(result, "variables"):
         raise LoadError("<query>", None, "a derived dataset needs a CONSTRUCT or DESCRIBE query")
     triples = [t for t in result if isinstance(t, ox.Triple)]
     if not triples:

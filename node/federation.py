@@ -670,7 +670,7 @@ class _RemoteCall:
 def _solutions(answer: Any) -> RemoteSolutions:
     if isinstance(answer, RemoteSolutions):
         return answer
-    if isinstance(answer, ox.QuerySolutions):
+    if isinstance(answer, ox.QuerySolutions) or not hasattr(answer, "rows"):
         names = [v.value for v in answer.variables]
         width = len(names)
         return RemoteSolutions(names, [[s[i] for i in range(width)] for s in answer])

@@ -8,7 +8,6 @@ so a parse error or a crash leaves the previous version in place.
 from __future__ import annotations
 
 import io
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +19,13 @@ from typing import IO, Any, Protocol
 import httpx
 import pyoxigraph as ox
 
+from node.graph_versions import (
+    PHYSICAL_PREFIX,
+    MappedSolutions,
+    map_triples,
+    physical_iri,
+    rewrite_query,
+)
 from node.iri import META_GRAPH, STAGING_PREFIX, check_dataset_name, dataset_iri, sparql_iri
 from node.sparql_results import QueryTimeout
 
@@ -32,6 +38,7 @@ LABEL_PREDICATES = (
     ox.NamedNode("http://www.w3.org/2004/02/skos/core#prefLabel"),
 )
 
+GC_DELAY = 2.0  # seconds before a replaced version is removed
 Progress = Callable[[int], None]  # called with the number of bytes read so far
 QueryResult = ox.QuerySolutions | ox.QueryTriples | ox.QueryBoolean | Iterator[ox.Triple]
 
@@ -166,7 +173,12 @@ def format_for(path: str | Path, explicit: str | None = None) -> ox.RdfFormat:
 
 
 class OxigraphStore:
-    """Embedded pyoxigraph store on disk (RocksDB); one process owns it."""
+    """Embedded pyoxigraph store on disk (RocksDB); one process owns it.
+
+    Datasets are versioned internally (see node.graph_versions): a replacement loads into a new
+    graph and switches the dataset's pointer in one small transaction, so readers see the old
+    version or the new one, never a mix, and a failed load leaves the old version served.
+    """
 
     def __init__(self, base_iri: str, path: Path | None):
         self.base_iri = base_iri
@@ -183,7 +195,11 @@ class OxigraphStore:
             raise StoreError(f"cannot open the store at {path}: {exc}") from None
         self._write_lock = threading.Lock()
         self._version = 0
-        self._staging_seq = 0
+        self._to_physical: dict[str, str] = {}
+        self._to_stable: dict[str, str] = {}
+        self._load_pointers()
+        self._collector: threading.Thread | None = None
+        self._collect_garbage()
 
     @property
     def raw(self) -> ox.Store:
@@ -211,68 +227,55 @@ class OxigraphStore:
     ) -> DatasetInfo:
         check_dataset_name(name)
         graph = dataset_iri(self.base_iri, name)
+        file_label = label or (str(source) if isinstance(source, Path) else "<input>")
         with self._write_lock:
-            self._staging_seq += 1
-            staging = ox.NamedNode(f"{STAGING_PREFIX}{name}:{os.getpid()}:{self._staging_seq}")
-            # A new dataset has no old version to keep: load straight into its graph, which is
-            # listed (metadata) only once complete. MOVE copies quad by quad in one transaction
-            # and grows superlinearly (about 7 min for 1M triples); a replacement still uses it.
-            fresh = not self._store.contains_named_graph(ox.NamedNode(graph))
-            if fresh:
-                staging = ox.NamedNode(graph)
-            file_label = label or (str(source) if isinstance(source, Path) else "<input>")
+            physical = self._next_physical(name)
             try:
                 with _open_input(source, progress) as fh:
                     self._store.bulk_load(
                         fh,
                         fmt,
                         base_iri=base_iri or f"{self.base_iri}/id/",
-                        to_graph=staging,
+                        to_graph=ox.NamedNode(physical),
                     )
-                count = _count(self._store, staging.value)
-                now = _now_literal()
-                swap = (
-                    ""
-                    if fresh
-                    else f"DROP SILENT GRAPH <{graph}> ; MOVE SILENT <{staging.value}> TO <{graph}> ; "
-                )
-                self._store.update(
-                    swap + f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
-                    f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "
-                    f'"{name}" ; <urn:dsgo:triples> {count} ; <{DCT}modified> {now} }} }}'
-                )
+                count = _count(self._store, physical)
             except SyntaxError as exc:
-                self._discard(staging)
+                self._discard(physical)
                 raise LoadError(file_label, _line_of(exc), _reason_of(exc)) from None
             except (OSError, ValueError) as exc:
-                self._discard(staging)
+                self._discard(physical)
                 raise LoadError(file_label, None, str(exc)) from None
             except BaseException:
-                self._discard(staging)
+                self._discard(physical)
                 raise
-            self._version += 1
+            self._switch(name, graph, physical, count)
+        self._collect_garbage()
         return DatasetInfo(name, graph, count, datetime.now(UTC))
 
     def append(self, name: str, triples: list[ox.Triple]) -> DatasetInfo:
         """Add triples to a dataset (creating it), e.g. a new provenance record; one transaction."""
+        check_dataset_name(name)
         graph = dataset_iri(self.base_iri, name)
         with self._write_lock:
-            self._store.update(_append_update(graph, triples))
-            count = _count(self._store, graph)
-            self._store.update(_meta_update(graph, name, count))
-            self._version += 1
+            physical = self._to_physical.get(graph) or self._next_physical(name)
+            self._store.update(_append_update(physical, triples))
+            count = _count(self._store, physical)
+            self._switch(name, graph, physical, count)
         return DatasetInfo(name, graph, count, datetime.now(UTC))
 
     def drop_dataset(self, name: str) -> None:
         graph = dataset_iri(self.base_iri, name)
         with self._write_lock:
-            if not self._store.contains_named_graph(ox.NamedNode(graph)):
+            physical = self._to_physical.get(graph)
+            if physical is None:
                 raise UnknownDataset(f"no dataset named {name!r}")
             self._store.update(
-                f"DROP SILENT GRAPH <{graph}> ; "
-                f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }}"
+                f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
+                f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{physical}> <urn:dsgo:garbage> true }} }}"
             )
+            self._forget(graph)
             self._version += 1
+        self._collect_garbage()
 
     def query(
         self,
@@ -283,17 +286,25 @@ class OxigraphStore:
         union_default: bool = False,
         timeout: float | None = None,
     ) -> QueryResult:
+        to_physical, to_stable = self._to_physical, self._to_stable
         kwargs: dict[str, Any] = {}
         if default_graph is not None:
-            kwargs["default_graph"] = [ox.NamedNode(g) for g in default_graph]
+            kwargs["default_graph"] = [ox.NamedNode(to_physical.get(g, g)) for g in default_graph]
         if named_graphs is not None:
-            kwargs["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+            kwargs["named_graphs"] = [ox.NamedNode(to_physical.get(g, g)) for g in named_graphs]
         if union_default:
             kwargs["use_default_graph_as_union"] = True
+        text, binds_graph = rewrite_query(sparql, to_physical)
         try:
-            return self._store.query(sparql, **kwargs)
+            result = self._store.query(text, **kwargs)
         except SyntaxError as exc:
             raise QuerySyntaxError(str(exc)) from None
+        if binds_graph:
+            if isinstance(result, ox.QuerySolutions):
+                return MappedSolutions(result, to_stable)  # type: ignore[return-value]
+            if isinstance(result, ox.QueryTriples):
+                return map_triples(result, to_stable)
+        return result
 
     def quads(
         self,
@@ -304,55 +315,137 @@ class OxigraphStore:
     ) -> Iterator[ox.Quad]:
         s = ox.NamedNode(subject) if subject else None
         p = ox.NamedNode(predicate) if predicate else None
+        to_physical, to_stable = self._to_physical, self._to_stable
         if graphs is None:
             for q in self._store.quads_for_pattern(s, p, object, None):
-                if isinstance(q.graph_name, ox.NamedNode) and not _internal(q.graph_name.value):
-                    yield q
+                g = q.graph_name
+                if isinstance(g, ox.NamedNode) and g.value in to_stable:
+                    yield ox.Quad(
+                        q.subject, q.predicate, q.object, ox.NamedNode(to_stable[g.value])
+                    )
             return
         for g in graphs:
-            yield from self._store.quads_for_pattern(s, p, object, ox.NamedNode(g))
+            physical = to_physical.get(g)
+            if physical is None:
+                continue
+            stable = ox.NamedNode(g)
+            for q in self._store.quads_for_pattern(s, p, object, ox.NamedNode(physical)):
+                yield ox.Quad(q.subject, q.predicate, q.object, stable)
 
     def describe(self, iri: str, graphs: list[str]) -> tuple[list[ox.Triple], dict[str, str]]:
         """The resource's triples as subject in `graphs`, plus labels of the IRIs it links to."""
-        subject = ox.NamedNode(iri)
         triples: list[ox.Triple] = []
         seen: set[ox.Triple] = set()
-        for g in graphs:
-            for q in self._store.quads_for_pattern(subject, None, None, ox.NamedNode(g)):
-                t = q.triple
-                if t not in seen:
-                    seen.add(t)
-                    triples.append(t)
+        for q in self.quads(subject=iri, graphs=graphs):
+            t = q.triple
+            if t not in seen:
+                seen.add(t)
+                triples.append(t)
         labels: dict[str, str] = {}
-        named_graphs = [ox.NamedNode(g) for g in graphs]
         for t in triples:
             o = t.object
             if isinstance(o, ox.NamedNode) and o.value not in labels:
-                label = self._label(o, named_graphs)
+                label = self._label(o.value, graphs)
                 if label is not None:
                     labels[o.value] = label
         return triples, labels
 
-    def _label(self, node: ox.NamedNode, graphs: list[ox.NamedNode]) -> str | None:
+    def _label(self, node: str, graphs: list[str]) -> str | None:
         for predicate in LABEL_PREDICATES:
-            for g in graphs:
-                for q in self._store.quads_for_pattern(node, predicate, None, g):
-                    if isinstance(q.object, ox.Literal):
-                        return q.object.value
+            for q in self.quads(subject=node, predicate=predicate.value, graphs=graphs):
+                if isinstance(q.object, ox.Literal):
+                    return q.object.value
         return None
 
     def close(self) -> None:
+        collector = self._collector
+        if collector is not None and collector.is_alive():
+            collector.join(timeout=0.1)  # removal resumes at the next start if cut short
         try:
             self._store.flush()
         except OSError:
             pass
-        del self._store
 
-    def _discard(self, staging: ox.NamedNode) -> None:
-        try:
-            self._store.remove_graph(staging)
-        except (OSError, RuntimeError):
-            pass
+    # --- versions -----------------------------------------------------------------------------
+
+    def _load_pointers(self) -> None:
+        rows = self._store.query(
+            f"SELECT ?g ?p WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <urn:dsgo:physical> ?p }} }}"
+        )
+        for row in rows:
+            self._to_physical[row["g"].value] = row["p"].value
+            self._to_stable[row["p"].value] = row["g"].value
+
+    def _next_physical(self, name: str) -> str:
+        rows = list(
+            self._store.query(
+                f"SELECT ?n WHERE {{ GRAPH <{META_GRAPH}> {{ <urn:dsgo:seq> <urn:dsgo:next> ?n }} }}"
+            )
+        )
+        seq = int(rows[0]["n"].value) if rows else 1
+        self._store.update(
+            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <urn:dsgo:seq> <urn:dsgo:next> ?n }} }} ; "
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <urn:dsgo:seq> <urn:dsgo:next> {seq + 1} }} }}"
+        )
+        return physical_iri(name, seq)
+
+    def _switch(self, name: str, graph: str, physical: str, count: int) -> None:
+        """Point the dataset at `physical` (one transaction) and mark the old version for removal."""
+        old = self._to_physical.get(graph)
+        garbage = (
+            f"<{old}> <urn:dsgo:garbage> true ." if old is not None and old != physical else ""
+        )
+        self._store.update(
+            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
+            f'INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "{name}" ; '
+            f"<urn:dsgo:triples> {count} ; <{DCT}modified> {_now_literal()} ; "
+            f"<urn:dsgo:physical> <{physical}> . {garbage} }} }}"
+        )
+        # Swap the maps as whole objects: readers holding the old ones keep a consistent view.
+        to_physical = dict(self._to_physical)
+        to_stable = {p: g for p, g in self._to_stable.items() if p != old}
+        to_physical[graph] = physical
+        to_stable[physical] = graph
+        self._to_physical, self._to_stable = to_physical, to_stable
+        self._version += 1
+
+    def _forget(self, graph: str) -> None:
+        physical = self._to_physical.get(graph)
+        self._to_physical = {g: p for g, p in self._to_physical.items() if g != graph}
+        self._to_stable = {p: g for p, g in self._to_stable.items() if p != physical}
+
+    def _discard(self, physical: str) -> None:
+        """A failed load's partial graph: mark it for removal in the background."""
+        self._store.update(
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{physical}> <urn:dsgo:garbage> true }} }}"
+        )
+
+    def _collect_garbage(self) -> None:
+        """Remove replaced and failed versions in a background thread (deletes are slow)."""
+        if self._collector is not None and self._collector.is_alive():
+            return
+        self._collector = threading.Thread(target=self._remove_garbage, name="dsgo-gc", daemon=True)
+        self._collector.start()
+
+    def _remove_garbage(self) -> None:
+        while True:
+            rows = list(
+                self._store.query(
+                    f"SELECT ?p WHERE {{ GRAPH <{META_GRAPH}> {{ ?p <urn:dsgo:garbage> true }} }} LIMIT 1"
+                )
+            )
+            if not rows:
+                return
+            physical = rows[0]["p"]
+            try:
+                # Give queries that started on the old version time to finish first.
+                time.sleep(GC_DELAY)
+                self._store.remove_graph(physical)
+                self._store.update(
+                    f"DELETE DATA {{ GRAPH <{META_GRAPH}> {{ <{physical.value}> <urn:dsgo:garbage> true }} }}"
+                )
+            except (OSError, RuntimeError):
+                return  # the store was closed; the marker stays and removal resumes next time
 
 
 class SparqlProtocolStore:
@@ -615,7 +708,7 @@ def _now_literal() -> str:
 
 
 def _internal(graph: str) -> bool:
-    return graph == META_GRAPH or graph.startswith(STAGING_PREFIX)
+    return graph == META_GRAPH or graph.startswith((STAGING_PREFIX, PHYSICAL_PREFIX))
 
 
 def _line_of(exc: SyntaxError) -> int | None:

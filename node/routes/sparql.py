@@ -106,7 +106,7 @@ def _run(
     if isinstance(result, ox.QueryBoolean) or isinstance(result, bool):
         media = choose(accept, RESULTS_TYPES, fmt)
         return Answer(write_boolean(bool(result), media), media, 1, False)
-    if isinstance(result, ox.QuerySolutions):
+    if hasattr(result, "variables"):  # solutions (possibly with graph names mapped back)
         media = choose(accept, RESULTS_TYPES, fmt)
         table = read_solutions(result, cap, deadline)
         return Answer(write(table, media), media, len(table.rows), table.truncated)

@@ -1,0 +1,188 @@
+"""`make bench`: every benchmark in one run, a table each, a target summary, bench/out/results.json."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "out"
+MODULES = ("bench_trust", "bench_jsonld", "bench_audit", "bench_enforcement", "bench_connectors")
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts as (dotted key, value) rows."""
+    if not isinstance(data, dict):
+        return [(prefix, data)]
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        rows.extend(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return rows
+
+
+def table(title: str, data: dict[str, Any]) -> str:
+    """A two-column text table of a result dict."""
+    rows = flatten(data)
+    width = max((len(k) for k, _ in rows), default=10)
+    lines = [
+        f"\n== {title} " + "=" * max(0, 70 - len(title)),
+        *(f"  {k:<{width}}  {v}" for k, v in rows),
+    ]
+    return "\n".join(lines)
+
+
+def _section(name: str, fn: Any, results: dict[str, Any]) -> None:
+    start = time.perf_counter()
+    try:
+        results[name] = fn()
+    except Exception as exc:  # one broken section must not hide the others
+        traceback.print_exc()
+        results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+    results[name]["section_seconds"] = round(time.perf_counter() - start, 1)
+    print(table(name, results[name]), flush=True)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: what is compared, the measured ratio, the target and PASS/MISS."""
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, ratio: float | None, target: float, higher: bool, note: str = "") -> None:
+        if ratio is None:
+            rows.append({"target": name, "ratio": None, "goal": "", "result": "n/a", "note": note})
+            return
+        ok = ratio >= target if higher else ratio <= target
+        goal = f"{'>=' if higher else '<='} {target}"
+        rows.append(
+            {
+                "target": name,
+                "ratio": ratio,
+                "goal": goal,
+                "result": "PASS" if ok else "MISS",
+                "note": note,
+            }
+        )
+
+    node = results.get("bench_node", {})
+    ratios = node.get("ratios", {})
+    size = f"{node.get('triples', '?')} triples"
+    add(
+        "resource GET turtle rps / bare FastAPI rps",
+        ratios.get("resource_get_turtle_vs_bare"),
+        0.5,
+        True,
+        size,
+    )
+    add(
+        "resource GET JSON-LD rps / bare FastAPI rps",
+        ratios.get("resource_get_jsonld_vs_bare"),
+        0.5,
+        True,
+        size,
+    )
+    for name, row in node.get("sparql", {}).items():
+        ratio = row.get("ratio_http_over_inprocess")
+        if row.get("target_applies"):
+            add(f"SPARQL {name}: HTTP / in-process latency", ratio, 1.3, False)
+        else:
+            note = f"in-process {row.get('inprocess_median_ms')} ms < 10 ms; ratio {ratio} (info)"
+            add(f"SPARQL {name}: HTTP / in-process latency", None, 1.3, False, note)
+    audit = node.get("audit_http", {})
+    add("protected GET, audit SQLite / no-op (HTTP)", audit.get("ratio"), 0.8, True)
+    enf = results.get("bench_enforcement", {})
+    add(
+        "enforcement: 1,000 policies / 1 wildcard",
+        enf.get("ratio"),
+        enf.get("target_ratio", 1.2),
+        False,
+    )
+    meas = results.get("bench_connectors", {}).get("measurements", {})
+    add(
+        "measurements connector / bulk load speed",
+        meas.get("ratio_vs_bulk_load"),
+        meas.get("target_ratio", 0.5),
+        True,
+    )
+    fed = results.get("bench_federation", {})
+    for key, value in flatten(fed):
+        if key.endswith("within_target") and isinstance(value, bool):
+            stem = key[: -len("within_target")]
+            ratio = dict(flatten(fed)).get(stem + "ratio")
+            target = dict(flatten(fed)).get(stem + "target_ratio")
+            rows.append(
+                {
+                    "target": f"federation {stem.rstrip('.') or 'ratio'}",
+                    "ratio": ratio,
+                    "goal": str(target),
+                    "result": "PASS" if value else "MISS",
+                    "note": "",
+                }
+            )
+    return rows
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """The final table: target, measured ratio, goal, PASS/MISS."""
+    width = max(len(r["target"]) for r in rows)
+    lines = [
+        f"\n== summary {'=' * 66}",
+        f"  {'target':<{width}}  {'ratio':>7}  {'goal':<7}  result",
+    ]
+    for r in rows:
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.3f}"
+        note = f"  ({r['note']})" if r["note"] else ""
+        lines.append(f"  {r['target']:<{width}}  {ratio:>7}  {r['goal']:<7}  {r['result']}{note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sections, print the tables and the summary, write bench/out/results.json."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--triples", type=int, default=int(os.environ.get("BENCH_TRIPLES", 1_000_000)))
+    p.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 3.0)))
+    p.add_argument("--skip", nargs="*", default=[], help="section names to leave out")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "meta": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    }
+    if "bench_node" not in args.skip:
+        from bench import bench_node
+
+        _section("bench_node", lambda: bench_node.run(args.triples, args.seconds), results)
+    for name in (*MODULES, "bench_federation"):
+        if name in args.skip:
+            continue
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ImportError as exc:
+            if name == "bench_federation" and exc.name in ("bench.bench_federation", None):
+                print(f"\n== {name}: not present, skipped")
+                continue
+            results[name] = {"error": f"import failed: {exc}"}
+            print(table(name, results[name]))
+            continue
+        _section(name, module.run, results)
+    rows = targets(results)
+    results["summary"] = rows
+    results["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(summary_table(rows))
+    print(f"\ntotal {results['meta']['total_seconds']} s; results in {OUT / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
