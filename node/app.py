@@ -24,7 +24,9 @@ from node.request_log import RequestLog
 from node.routes.admin import admin_routes
 from node.routes.audit import audit_routes
 from node.routes.catalog import catalog_routes
+from node.routes.datasets import dataset_routes
 from node.routes.delegation import delegation_routes
+from node.routes.follow import follow_routes
 from node.routes.resources import resource_routes
 from node.routes.sparql import ProtocolError, sparql_routes
 from node.routes.trust import trust_routes
@@ -72,6 +74,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         *delegation_routes(rt.layer, rt.policies, rt.register, rt.enforcer, store=rt.store),
         *admin_routes(rt, run_sync),
         *audit_routes(rt),
+        *dataset_routes(rt),
+        *follow_routes(rt),
     ]
     app.router.routes.extend(routes)
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]

@@ -6,7 +6,7 @@ Only http(s), path-relative and fragment links are made clickable (no ``javascri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -107,8 +107,14 @@ def render_resource(
     labels: Mapping[str, str],
     context: Context,
     alternates: Mapping[str, str],
+    link_for: Callable[[str], str] | None = None,
 ) -> bytes:
-    """HTML view of one resource: its properties first, then other described nodes (bnodes)."""
+    """HTML view of one resource: its properties first, then other described nodes (bnodes).
+
+    `link_for(iri)` gives the href for a linked IRI (e.g. through the node's /follow for another
+    node's resources, which a browser could not fetch without a token); default: the IRI itself.
+    """
+    link = link_for or _identity
     by_subject: dict[str, list[ox.Triple]] = {}
     subject_terms: dict[str, ox.NamedNode | ox.BlankNode] = {}
     for triple in triples:
@@ -120,7 +126,7 @@ def render_resource(
     main = by_subject.pop(main_key, [])
     title = _title(main) or labels.get(subject_iri) or compact_iri(subject_iri, context)
     sections = [
-        Section("Properties", _rows(main, labels, context, described), ("Property", "Value"))
+        Section("Properties", _rows(main, labels, context, described, link), ("Property", "Value"))
     ]
     for key in sorted(by_subject):
         term = subject_terms[key]
@@ -133,20 +139,24 @@ def render_resource(
                 or compact_iri(term.value, context)
             )
             anchor = ""
-        rows = _rows(by_subject[key], labels, context, described)
+        rows = _rows(by_subject[key], labels, context, described, link)
         sections.append(Section(heading, rows, ("Property", "Value"), anchor))
     subtitle = Link(subject_iri, subject_iri, subject_iri)
     return render_page(title, sections, alternates, subtitle)
 
 
 def _rows(
-    triples: list[ox.Triple], labels: Mapping[str, str], context: Context, described: set[str]
+    triples: list[ox.Triple],
+    labels: Mapping[str, str],
+    context: Context,
+    described: set[str],
+    link: Callable[[str], str],
 ) -> list[tuple[Cell, Cell]]:
     """One row per property (rdf:type first, then by compact name), values sorted."""
     grouped: dict[str, list[Item]] = {}
     for triple in triples:
         grouped.setdefault(triple.predicate.value, []).append(
-            _value(triple.object, labels, context, described)
+            _value(triple.object, labels, context, described, link)
         )
     order = sorted(grouped, key=lambda p: (p != RDF_TYPE, compact_iri(p, context)))
     rows: list[tuple[Cell, Cell]] = []
@@ -157,10 +167,16 @@ def _rows(
     return rows
 
 
-def _value(term: object, labels: Mapping[str, str], context: Context, described: set) -> Item:
+def _value(
+    term: object,
+    labels: Mapping[str, str],
+    context: Context,
+    described: set,
+    link: Callable[[str], str],
+) -> Item:
     if isinstance(term, ox.NamedNode):
         iri = term.value
-        return Link(labels.get(iri) or compact_iri(iri, context), iri, iri)
+        return Link(labels.get(iri) or compact_iri(iri, context), link(iri), iri)
     if isinstance(term, ox.BlankNode):
         label = "_:" + term.value
         if label in described:
@@ -174,6 +190,10 @@ def _value(term: object, labels: Mapping[str, str], context: Context, described:
             return Text(term.value)
         return Text(term.value, compact_iri(datatype, context))
     return Text(str(term))
+
+
+def _identity(iri: str) -> str:
+    return iri
 
 
 def _title(triples: list[ox.Triple]) -> str:

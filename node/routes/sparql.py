@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from node import federation
 from node.auth import authenticate
+from node.evidence import evidence_from
 from node.negotiation import RDF_TYPES, RESULTS_TYPES, choose, content_type, serialise_triples
 from node.runtime import Runtime
 from node.sparql_results import QueryTimeout, collect_triples, read_solutions, write, write_boolean
@@ -55,11 +56,12 @@ def sparql_routes(rt: Runtime) -> list[Route]:
     async def sparql(request: Request) -> Response:
         caller = authenticate(request, rt.layer)
         req = await _parse(request)
+        evidence = evidence_from(request, rt, caller.party_id)
         accept = request.headers.get("accept")
         fmt = request.query_params.get("format")
         timeout = rt.settings.query_timeout
         deadline = time.monotonic() + timeout
-        future = rt.queries.submit(_run, rt, caller.party_id, req, accept, fmt, deadline)
+        future = rt.queries.submit(_run, rt, caller.party_id, req, accept, fmt, deadline, evidence)
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
         except (TimeoutError, QueryTimeout):
@@ -99,9 +101,10 @@ def _run(
     accept: str | None,
     fmt: str | None,
     deadline: float,
+    evidence: list | tuple = (),
 ) -> Answer:
     """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline."""
-    result = evaluate(rt, caller, _with_protocol_dataset(req))
+    result = evaluate(rt, caller, _with_protocol_dataset(req), evidence)
     cap = rt.settings.max_results
     if isinstance(result, ox.QueryBoolean) or isinstance(result, bool):
         media = choose(accept, RESULTS_TYPES, fmt)
@@ -115,7 +118,7 @@ def _run(
     return Answer(serialise_triples(triples, media), media, len(triples), truncated)
 
 
-def evaluate(rt: Runtime, caller: str, query: str):
+def evaluate(rt: Runtime, caller: str, query: str, evidence: list | tuple = ()):
     """Run a query for `caller`: policy-scoped locally, SERVICE parts at the remote nodes.
 
     Remote parts are asked by this node with its own token; each remote node enforces its own
@@ -123,7 +126,9 @@ def evaluate(rt: Runtime, caller: str, query: str):
     """
 
     def local(text: str):
-        return rt.enforcer.query(rt.store, caller, text, data_version=rt.store.version())
+        return rt.enforcer.query(
+            rt.store, caller, text, data_version=rt.store.version(), evidence=evidence
+        )
 
     if not federation.has_service(query):
         return local(query)
