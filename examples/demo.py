@@ -291,6 +291,19 @@ def _stories(builder: Party, renovator: Party, auditor: Party, registry: Party) 
         f"  SPARQL over the bag graph: HTTP {resp.status_code}, {len(bag_rows)} rows (the graph is outside the grant)"
     )
     pand = f"{builder.url}/dataset/bag"
+    (row,) = _select(
+        builder_client,
+        builder.url,
+        f"SELECT ?s WHERE {{ GRAPH <{pand}> {{ ?s a ?type }} }} ORDER BY ?s LIMIT 1",
+    )
+    resp = renovator_client.request("GET", builder.url, row["s"][len(builder.url) :])
+    body = resp.json()
+    print(
+        f"  GET {row['s']}: HTTP {resp.status_code} {body.get('error')}: {body.get('error_description')}"
+    )
+    print(f"    rule that decided: {body.get('explanation', {}).get('rule')}")
+    if resp.status_code != 403:
+        raise DemoError("story 3: the renovator could read a BAG resource")
     resp = renovator_client.request(
         "GET", builder.url, "/delegation/explain", params={"dataset": "bag"}
     )
@@ -360,7 +373,7 @@ def _dsgo(*args: str, check: bool = True) -> str:
     started = time.perf_counter()
     proc = subprocess.run([*DSGO, *args], cwd=ROOT, env=env, capture_output=True, text=True)
     took = time.perf_counter() - started
-    shown = " ".join(a if len(a) < 60 else "…" + a[-40:] for a in args[:6])
+    shown = " ".join(a if len(a) < 60 else "…" + " ".join(a.split())[-40:] for a in args[:6])
     if proc.returncode != 0 and check:
         raise DemoError(f"`dsgo {shown}` failed: {proc.stderr.strip() or proc.stdout.strip()}")
     if took > 1.0 or args[0] in ("connect", "load"):
@@ -372,9 +385,12 @@ def _dsgo(*args: str, check: bool = True) -> str:
 
 def _start(party: Party, work: Path) -> subprocess.Popen:
     log = open(work / f"{party.key}.log", "w")  # noqa: SIM115 - closed with the process
+    # Story 2 aggregates 78k real CO2 readings: allow more than the default 10 s per query.
+    env = {**os.environ, "DSGO_STORE_QUERY_TIMEOUT": os.environ.get("DEMO_QUERY_TIMEOUT", "120")}
     return subprocess.Popen(
         [*DSGO, "serve", "--config", party.config],
         cwd=ROOT,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

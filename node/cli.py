@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sync", cmd_sync, "re-run every configured connector whose source changed")
     p.add_argument("--force", action="store_true")
 
+    p = command("sign", cmd_sign, "sign a dataset's current version (RDFC-1.0 + detached JWS)")
+    p.add_argument("--dataset", required=True)
+
+    p = command("verify", cmd_verify, "fetch a dataset from any node and verify its signature")
+    p.add_argument("dataset_iri", metavar="URL_OR_IRI", help="e.g. http://host:port/dataset/bim")
+
     p = command("token", cmd_token, "get an access token from a node, as this node's party")
     p.add_argument("--for", dest="target", required=True, metavar="NODE_URL")
 
@@ -504,6 +510,47 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else 0
 
 
+# --- signed datasets --------------------------------------------------------------------------
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from node.runtime import load_identity
+    from node.signatures import sign_stored_dataset
+    from node.store import StoreLocked, open_store
+
+    settings = _settings(args)
+    try:
+        store = open_store(settings)
+    except StoreLocked:
+        resp = _self_client(settings).request(
+            "POST",
+            settings.base_iri,
+            f"/admin/sign/{args.dataset}",
+            party_id=settings.party_id,
+            timeout=None,
+        )
+        body = _json_or_fail(resp)
+    else:
+        try:
+            signed = sign_stored_dataset(
+                store, load_identity(settings), settings.data_dir, args.dataset
+            )
+        finally:
+            store.close()
+        body = {"dataset": signed.dataset, "triples": signed.triples, "party": signed.party}
+    print(f"signed dataset {body['dataset']}: {body['triples']} triples, by {body['party']}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from node.signatures import verify_remote_dataset
+
+    settings = _settings(args)
+    result = verify_remote_dataset(_self_client(settings), args.dataset_iri)
+    print(f"OK {result.party} signed {result.iri} ({result.triples} triples)")
+    return 0
+
+
 # --- trust ------------------------------------------------------------------------------------
 
 
@@ -722,6 +769,7 @@ def cmd_audit_trace(args: argparse.Namespace) -> int:
         seen.add(iri)
         node = owning_node(iri)
         hop = _json_or_fail(client.request("GET", node, "/audit/trace", params={"iri": iri}))
+        hop["depth"] = depth
         hops.append(hop)
         for ds in hop.get("datasets", []):
             for derived in ds.get("derived_from") or []:
@@ -729,8 +777,8 @@ def cmd_audit_trace(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(hops, indent=2))
         return 0
-    for n, hop in enumerate(hops):
-        indent = "  " * n
+    for hop in hops:
+        indent = "  " * hop["depth"]
         print(f"{indent}{hop['iri']}")
         print(f"{indent}  held by {hop['party']} at {hop['node']}")
         for ds in hop["datasets"]:

@@ -19,6 +19,13 @@ def trace(rt: Runtime, iri: str, access_limit: int = 50) -> dict[str, Any]:
     graphs = rt.enforcer.dataset_graphs(rt.store, rt.store.version())
     holding = sorted({q.graph_name.value for q in rt.store.quads(subject=iri, graphs=graphs)})
     datasets = [_dataset_provenance(rt.store, base, g) for g in holding]
+    # A derived dataset names all its inputs; keep those this resource itself links to, if any.
+    linked = {q.object.value for q in rt.store.quads(subject=iri, graphs=holding)}
+    for ds in datasets:
+        inputs = ds.get("derived_from") or []
+        own = [d for d in inputs if d["iri"] in linked]
+        if own:
+            ds["derived_from"] = own
     names = {d["dataset"] for d in datasets}
     accesses = []
     for entry in rt.audit.entries(None, None, None, None, limit=None):
