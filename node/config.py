@@ -66,6 +66,7 @@ class Settings:
     audit_backend: str  # "sqlite" | "postgresql"
     audit_dsn: str | None
     log_requests: bool
+    advertise: tuple[str, ...] = ()
 
     @property
     def store_dir(self) -> Path:
@@ -108,7 +109,7 @@ def _apply_environment(raw: dict[str, Any], env: os._Environ[str] | dict[str, st
         raw.setdefault(section, {})[key] = _scalar(value)
 
 
-_SECTIONS = {"node", "server", "store", "identity", "trust", "sync", "audit", "log"}
+_SECTIONS = {"node", "server", "store", "identity", "trust", "sync", "audit", "log", "catalog"}
 
 
 def _scalar(value: str) -> Any:
@@ -128,6 +129,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     sync = _section(raw, "sync")
     audit = _section(raw, "audit")
     log = _section(raw, "log")
+    catalog = _section(raw, "catalog")
 
     base_iri = _require_str(node, "node.base_iri").rstrip("/")
     parts = urlsplit(base_iri)
@@ -222,6 +224,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         audit_backend=audit_backend,
         audit_dsn=audit.get("dsn"),
         log_requests=bool(log.get("requests", True)),
+        advertise=tuple(_list(catalog, "catalog.advertise", [])),
     )
 
 

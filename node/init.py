@@ -39,6 +39,9 @@ trusted_roots = [{trusted_roots}]
 interval = 0                   # seconds between scheduled syncs of [[sources]]; 0 = off
 shacl_severity = "Violation"   # fail a connector run at this SHACL severity or worse
 
+[catalog]
+advertise = []                 # datasets listed with an ODRL offer to callers who may not read them
+
 [audit]
 backend = "sqlite"             # or "postgresql" with dsn = "postgresql://..."
 

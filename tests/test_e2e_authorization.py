@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import rdflib
-from nodeproc import ProcessGroup, dsgo, free_port, init_node, token_for
+from nodeproc import ProcessGroup, dsgo, edit_config, free_port, init_node, token_for
 from rdflib.namespace import RDFS
 
 BUILDER = "EU.EORI.NL000000101"
@@ -77,6 +77,7 @@ def world(module_procs: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) 
         path = root / f"{name}.ttl"
         path.write_text(text)
         dsgo("load", path, "--dataset", name, "--config", builder)
+    edit_config(builder, {"catalog": {"advertise": ["bag"]}})
     module_procs.serve(builder, port, name="builder")
     yield World(builder, renovator, base)
 
@@ -113,7 +114,9 @@ def test_no_policy_means_403_with_explanation(world: World) -> None:
     assert "deny by default" in body["explanation"]["rule"]
     assert_denied(world.select(token, "SELECT * WHERE { ?s ?p ?o }"))
     catalog = world.get("/catalog", token)
-    assert "dataset/bim" not in catalog.text and "dataset/bag" not in catalog.text
+    # bim is not advertised: invisible. bag is advertised: listed with an offer, no statistics.
+    assert "dataset/bim" not in catalog.text
+    assert "dataset/bag#offer" in catalog.text and "void#triples" not in catalog.text
 
 
 def test_dataset_grant_reads_exactly_that_dataset_until_revoked(world: World) -> None:
@@ -135,9 +138,10 @@ def test_dataset_grant_reads_exactly_that_dataset_until_revoked(world: World) ->
         assert world.get("/id/building/b1", token).status_code == 200
         assert_denied(world.get("/id/pand/p1", token))
         catalog = rdflib.Graph().parse(data=world.get("/catalog", token).text, format="turtle")
-        datasets = {str(s) for s in catalog.subjects(rdflib.RDF.type, rdflib.URIRef(
-            "http://www.w3.org/ns/dcat#Dataset"))}  # fmt: skip
-        assert datasets == {f"{world.base}/dataset/bim"}
+        readable = {
+            str(s) for s in catalog.subjects(rdflib.URIRef("http://rdfs.org/ns/void#triples"), None)
+        }
+        assert readable == {f"{world.base}/dataset/bim"}  # bag is only advertised, with an offer
     finally:
         world.revoke(policy_id)
     assert_denied(world.get("/id/building/b1", token))
@@ -170,3 +174,28 @@ def test_attribute_limited_grant_returns_only_those_properties(world: World) -> 
 def test_unknown_policy_revoke_fails(world: World) -> None:
     proc = dsgo("policy", "revoke", "--config", world.builder, "nope", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
+
+
+def test_catalog_offers_advertised_datasets_the_caller_may_not_read(world: World) -> None:
+    """Advertised datasets outside the caller's grants appear with an ODRL offer, not their data."""
+    odrl = rdflib.Namespace("http://www.w3.org/ns/odrl/2/")
+    dcat = rdflib.Namespace("http://www.w3.org/ns/dcat#")
+    policy = world.grant("--dataset", "bim")
+    try:
+        resp = world.get("/catalog", world.token(), "text/turtle")
+        assert resp.status_code == 200
+        graph = rdflib.Graph().parse(data=resp.text, format="turtle")
+        bag = rdflib.URIRef(f"{world.base}/dataset/bag")
+        bim = rdflib.URIRef(f"{world.base}/dataset/bim")
+        offers = {o for o in graph.objects(bag, odrl.hasPolicy)}
+        assert len(offers) == 1
+        (offer,) = offers
+        assert (offer, rdflib.RDF.type, odrl.Offer) in graph
+        assert (offer, odrl.target, bag) in graph
+        # bag's statistics stay hidden; bim (granted) has them and no offer.
+        assert not list(graph.objects(bag, rdflib.URIRef("http://rdfs.org/ns/void#triples")))
+        assert list(graph.objects(bim, rdflib.URIRef("http://rdfs.org/ns/void#triples")))
+        assert not list(graph.objects(bim, odrl.hasPolicy))
+        assert (bim, rdflib.RDF.type, dcat.Dataset) in graph
+    finally:
+        world.revoke(policy)

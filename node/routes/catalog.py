@@ -18,6 +18,7 @@ RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 DCAT = "http://www.w3.org/ns/dcat#"
 DCT = "http://purl.org/dc/terms/"
 VOID = "http://rdfs.org/ns/void#"
+ODRL = "http://www.w3.org/ns/odrl/2/"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 SPARQL_PROTOCOL = "https://www.w3.org/TR/sparql11-protocol/"
 
@@ -34,6 +35,8 @@ def catalog_routes(rt: Runtime) -> list[Route]:
             visible_datasets, rt, caller.party_id if caller else None
         )
         triples = catalog_triples(rt, datasets)
+        if caller is not None:
+            triples += offer_triples(rt, datasets)
         if media == HTML:
             body = _html(rt, datasets)
         else:
@@ -113,6 +116,35 @@ def catalog_triples(rt: Runtime, datasets: list[DatasetInfo]) -> list[ox.Triple]
                     ox.Literal(stamp, datatype=ox.NamedNode(XSD + "dateTime")),
                 )
             )
+    return out
+
+
+def offer_triples(rt: Runtime, visible: list[DatasetInfo]) -> list[ox.Triple]:
+    """For advertised datasets the caller may not read: a dcat:Dataset with an ODRL offer to ask for."""
+    seen = {d.name for d in visible}
+    base = rt.settings.base_iri
+    owner = ox.NamedNode(_party_iri(rt.settings.party_id))
+    t = ox.Triple
+    out: list[ox.Triple] = []
+    for name in rt.settings.advertise:
+        if name in seen:
+            continue
+        ds = ox.NamedNode(rt.settings.dataset_iri(name))
+        offer = ox.NamedNode(f"{base}/dataset/{name}#offer")
+        permission = ox.NamedNode(f"{base}/dataset/{name}#offer-permission")
+        out += [
+            t(ox.NamedNode(f"{base}/catalog"), ox.NamedNode(DCAT + "dataset"), ds),
+            t(ds, RDF_TYPE, ox.NamedNode(DCAT + "Dataset")),
+            t(ds, ox.NamedNode(DCT + "identifier"), ox.Literal(name)),
+            t(ds, ox.NamedNode(DCT + "publisher"), owner),
+            t(ds, ox.NamedNode(ODRL + "hasPolicy"), offer),
+            t(offer, RDF_TYPE, ox.NamedNode(ODRL + "Offer")),
+            t(offer, ox.NamedNode(ODRL + "assigner"), owner),
+            t(offer, ox.NamedNode(ODRL + "target"), ds),
+            t(offer, ox.NamedNode(ODRL + "permission"), permission),
+            t(permission, ox.NamedNode(ODRL + "action"), ox.NamedNode(ODRL + "read")),
+            t(permission, ox.NamedNode(ODRL + "target"), ds),
+        ]
     return out
 
 
