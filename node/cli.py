@@ -389,14 +389,14 @@ def cmd_query(args: argparse.Namespace) -> int:
         store = None
         client = _self_client(settings)
     if store is not None:
-        store.close()
-        # Not running: start the node in-process? Simpler and always policy-true: run through the
-        # same code path as HTTP with an in-process app.
+        # Not running: run through the same code path as HTTP with an in-process app, on the
+        # store opened here (a second handle in this process would find it locked).
         from starlette.testclient import TestClient
 
         from node.app import create_app
+        from node.runtime import build_runtime
 
-        app = create_app(settings)
+        app = create_app(settings, runtime=build_runtime(settings, store=store))
         with TestClient(app, base_url=settings.base_iri) as http:
             token = _self_client(settings).token_form(settings.party_id)
             tok = http.post("/connect/token", data=token)

@@ -26,7 +26,7 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
     from node.routes.sparql import evaluate
 
     started = datetime.now(UTC)
-    result = evaluate(rt, rt.settings.party_id, query)
+    result = evaluate(rt, rt.settings.party_id, query, for_datasets=(dataset,))
     if isinstance(result, bool | ox.QueryBoolean) or hasattr(result, "variables"):
         raise LoadError("<query>", None, "a derived dataset needs a CONSTRUCT or DESCRIBE query")
     triples = [t for t in result if isinstance(t, ox.Triple)]

@@ -250,3 +250,78 @@ def token_for(config: Path, base_url: str) -> str:
         return client.get_token(base_url, fresh=True)
     finally:
         client.close()
+
+
+# --- a small federation: registry, builder (IFC), renovator (measurements) ----------------------
+
+DUPLEX_IFC = Path(__file__).parent / "data" / "ifc" / "duplex.ifc"
+# Measured rooms -> GlobalIds of IFC spaces in duplex.ifc (A102 Living Room, B102 Living Room,
+# A103 Kitchen), as examples/demo-mapping.toml links them.
+ROOM_SPACES = {
+    "917810": "0BTBFw6f90Nfh9rP1dlXr2",
+    "999169": "0BTBFw6f90Nfh9rP1dl_CZ",
+    "925038": "0BTBFw6f90Nfh9rP1dlXr%24",
+}
+MEASUREMENTS_MAPPING = """\
+[columns]
+feature = "id"
+sensor = "source"
+time = "timestamp"
+property = "property"
+value = "value"
+unit = "unit"
+
+[feature]
+iri = "{base}/id/room/{feature}"
+
+[feature.iris]
+@FEATURE_IRIS@
+
+[sensor]
+iri = "{node}/id/sensor/{sensor}/{feature}"
+
+[units]
+"ppm" = "unit:PPM"
+"°C" = "unit:DEG_C"
+
+[properties.co2__ppm]
+observes = "dsgo:CO2Concentration"
+unit = "ppm"
+
+[properties.temp_in__degC]
+observes = "dsgo:AirTemperature"
+unit = "°C"
+""".replace(
+    "@FEATURE_IRIS@",
+    "\n".join(f'"{room}" = "{{base}}/id/space/{gid}"' for room, gid in ROOM_SPACES.items()),
+)
+
+
+def measurements_csv(rows_per_room: int = 4, offset: float = 0.0) -> str:
+    """A small sensor export: CO2 and temperature readings for the three mapped rooms."""
+    lines = ["id,source,timestamp,property,value,unit"]
+    for r, room in enumerate(ROOM_SPACES):
+        for i in range(rows_per_room):
+            ts = f"2022-10-12 {10 + i:02d}:00:00+02:00"
+            lines.append(f"{room},CO2-meter,{ts},co2__ppm,{400 + 37 * r + 11 * i + offset},ppm")
+            lines.append(f"{room},CO2-meter,{ts},temp_in__degC,{20 + r + i / 10},°C")
+    return "\n".join(lines) + "\n"
+
+
+def write_measurements(directory: Path, **kwargs: Any) -> tuple[Path, Path]:
+    """Write the sensor CSV and its mapping into `directory`; returns (csv, mapping)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    csv_path, mapping = directory / "measurements.csv", directory / "mapping.toml"
+    csv_path.write_text(measurements_csv(**kwargs), encoding="utf-8")
+    mapping.write_text(MEASUREMENTS_MAPPING, encoding="utf-8")
+    return csv_path, mapping
+
+
+def select_rows(resp: httpx.Response) -> list[tuple[str | None, ...]]:
+    """The rows of a SPARQL JSON results response, values in head order (None when unbound)."""
+    assert resp.status_code == 200, f"HTTP {resp.status_code}: {resp.text[:2000]}"
+    doc = resp.json()
+    names = doc["head"]["vars"]
+    return [
+        tuple(b[v]["value"] if v in b else None for v in names) for b in doc["results"]["bindings"]
+    ]

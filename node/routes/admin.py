@@ -133,7 +133,11 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
                 status_code=400,
             )
         check_dataset_name(dataset)
-        rt.record(AuditEvent(kind="admin", party=party, target=dataset, action="derive"))
+        rt.record(
+            AuditEvent(
+                kind="admin", party=party, target=dataset, action="derive", datasets=(dataset,)
+            )
+        )
         count, version = await run_in_threadpool(run_derive, rt, query, dataset)
         return JSONResponse({"dataset": dataset, "triples": count, "version": version})
 

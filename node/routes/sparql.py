@@ -118,11 +118,18 @@ def _run(
     return Answer(serialise_triples(triples, media), media, len(triples), truncated)
 
 
-def evaluate(rt: Runtime, caller: str, query: str, evidence: list | tuple = ()):
+def evaluate(
+    rt: Runtime,
+    caller: str,
+    query: str,
+    evidence: list | tuple = (),
+    for_datasets: tuple[str, ...] = (),
+):
     """Run a query for `caller`: policy-scoped locally, SERVICE parts at the remote nodes.
 
     Remote parts are asked by this node with its own token; each remote node enforces its own
-    policies for this node's party. Nothing fetched is written to the store.
+    policies for this node's party. Nothing fetched is written to the store. `for_datasets`
+    names the datasets the answer is computed for (a derivation), recorded with each remote call.
     """
 
     def local(text: str):
@@ -146,6 +153,7 @@ def evaluate(rt: Runtime, caller: str, query: str, evidence: list | tuple = ()):
                 party=caller,
                 target=source.endpoint,
                 action="dsgo:query",
+                datasets=for_datasets,
                 result_size=source.rows,
                 detail={
                     "requests": source.requests,
