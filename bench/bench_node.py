@@ -447,8 +447,14 @@ def run(
             import pyoxigraph as ox
 
             ro = ox.Store.read_only(str(settings.store_dir))
+            # Datasets live in versioned physical graphs (node/graph_versions.py): query those,
+            # as the node does, not the stable dataset IRIs (which hold no quads).
             graphs = sorted(
-                g.value for g in ro.named_graphs() if g.value.startswith(f"{base}/dataset/")
+                row["p"].value
+                for row in ro.query(
+                    "SELECT ?g ?p WHERE { GRAPH <urn:dsgo:meta> { ?g <urn:dsgo:physical> ?p } }"
+                )
+                if row["g"].value.startswith(f"{base}/dataset/")
             )
             sparql: dict[str, Any] = {}
             for name, variants in texts.items():

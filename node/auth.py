@@ -33,6 +33,11 @@ def optional_caller(request: Request, layer: TrustLayer) -> Caller | None:
     header = request.headers.get("authorization")
     if header is None:
         return None
+    return caller_from_header(header, layer)
+
+
+def caller_from_header(header: str, layer: TrustLayer) -> Caller:
+    """The caller an `Authorization` header value names; 400 if malformed, 401 if invalid."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:

@@ -117,6 +117,9 @@ def filter_description(
     graph of `graph_iris`. Every graph given is treated as a dataset graph.
     """
     items = list(triples)
+    if WILDCARD in scope.whole_datasets:  # every dataset in full (the owner, or a '*' grant)
+        unique = list(dict.fromkeys(i.triple if isinstance(i, ox.Quad) else i for i in items))
+        return unique or None
     types: dict[tuple[str, str], set[str]] = {}
     located: list[tuple[ox.Triple, list[str]]] = []
     for item in items:

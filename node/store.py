@@ -172,6 +172,10 @@ def format_for(path: str | Path, explicit: str | None = None) -> ox.RdfFormat:
     return fmt
 
 
+# Above this many dataset graphs a subject lookup scans all graphs once instead of seeking each.
+_SCAN_ALL_GRAPHS = 4
+
+
 class OxigraphStore:
     """Embedded pyoxigraph store on disk (RocksDB); one process owns it.
 
@@ -324,10 +328,21 @@ class OxigraphStore:
                         q.subject, q.predicate, q.object, ox.NamedNode(to_stable[g.value])
                     )
             return
-        for g in graphs:
-            physical = to_physical.get(g)
-            if physical is None:
-                continue
+        wanted = {to_physical[g]: g for g in graphs if g in to_physical}
+        if s is not None and len(wanted) > _SCAN_ALL_GRAPHS:
+            # One index scan over every graph beats a seek per graph once there are many graphs
+            # (each seek costs about as much as decoding a quad); keep the wanted graphs' quads.
+            stables: dict[str, ox.NamedNode] = {}
+            for q in self._store.quads_for_pattern(s, p, object, None):
+                g = q.graph_name
+                name = g.value if isinstance(g, ox.NamedNode) else None
+                if name in wanted:
+                    stable = stables.get(name)  # type: ignore[arg-type]
+                    if stable is None:
+                        stable = stables[name] = ox.NamedNode(wanted[name])  # type: ignore[index]
+                    yield ox.Quad(q.subject, q.predicate, q.object, stable)
+            return
+        for physical, g in wanted.items():
             stable = ox.NamedNode(g)
             for q in self._store.quads_for_pattern(s, p, object, ox.NamedNode(physical)):
                 yield ox.Quad(q.subject, q.predicate, q.object, stable)

@@ -6,13 +6,25 @@ previous entry's hash (64 zeros for entry 1). Every `checkpoint_every` entries a
 `checkpoint_seconds` a checkpoint JWS (RS256, x5c) signed by the node commits to (seq, hash).
 `append()` raises AuditUnavailable when the entry cannot be written: the caller must then not
 perform the action.
+
+Group commit: inside `with log.deferred() as pending:` (async code on the event loop),
+`append()` hands the entry to the log's writer thread and returns None; `await pending.wait()`
+returns once every entry of the scope is committed and raises AuditUnavailable if any could not
+be (the caller then does not answer). The writer commits whatever concurrent requests handed it
+in one transaction (a failed commit fails every request of that batch), so appends under load
+cost one commit per batch instead of one per request. Outside such a scope `append()` writes
+synchronously, as before; stores without `append_many` (the no-op store) always do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
 import datetime as dt
 import hashlib
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -115,21 +127,83 @@ class AuditLog:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._last_checkpoint = time.monotonic()
         self._ck_lock = threading.Lock()
+        self._batching = hasattr(store, "append_many")
+        self._writer: _GroupWriter | None = None
+        self._writer_lock = threading.Lock()
 
-    def append(self, event: AuditEvent) -> AuditEntry:
-        """Write one entry (chained to the previous one); raise AuditUnavailable on any failure."""
+    @staticmethod
+    def deferred() -> DeferredAudit:
+        """A scope whose appends are group-committed; `await scope.wait()` before answering."""
+        return DeferredAudit()
+
+    def _writer_for_process(self) -> _GroupWriter:
+        writer = self._writer
+        if writer is None or writer.pid != os.getpid():
+            with self._writer_lock:
+                writer = self._writer
+                if writer is None or writer.pid != os.getpid():
+                    writer = self._writer = _GroupWriter(self._commit_batch)
+        return writer
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """Writer thread: one transaction for the batch, its checkpoints, then wake the callers."""
+        error: AuditUnavailable | None = None
+        rows: list[Row] = []
+        try:
+            rows = self.store.append_many([p.build for p in batch])  # type: ignore[attr-defined]
+        except AuditStoreError as exc:
+            error = AuditUnavailable("audit_write", str(exc))
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+            error = AuditUnavailable("audit_write", f"{type(exc).__name__}: {exc}")
+        if error is None and self.signer is not None:
+            try:
+                due = [
+                    r for r in rows if self.checkpoint_every and r.seq % self.checkpoint_every == 0
+                ]
+                for row in due:
+                    self._sign_checkpoint(row.seq, row.hash)
+                if rows and not due and self._checkpoint_due(rows[-1].seq):
+                    self._sign_checkpoint(rows[-1].seq, rows[-1].hash)
+            except AuditUnavailable as exc:
+                error = exc
+            except Exception as exc:  # noqa: BLE001
+                error = AuditUnavailable("audit_checkpoint", f"{type(exc).__name__}: {exc}")
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Row | None]]] = {}
+        for i, pending in enumerate(batch):
+            by_loop.setdefault(pending.loop, []).append(
+                (pending.future, rows[i] if error is None else None)
+            )
+        for loop, results in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, results, error)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    def append(self, event: AuditEvent) -> AuditEntry | None:
+        """Write one entry (chained to the previous one); raise AuditUnavailable on any failure.
+
+        Inside a `deferred()` scope (and with a store that has `append_many`) the entry is queued
+        for the writer thread and None is returned: awaiting the scope confirms it.
+        """
         if event.kind not in KINDS:
             raise ValueError(f"unknown audit kind {event.kind!r}")
         fields = _event_fields(event)
         stamp = _timestamp(self._clock())
+        scope = _DEFERRED.get()
+        if scope is not None and self._batching:
+            future = scope.loop.create_future()
+            self._writer_for_process().submit(
+                _Pending(_row_builder(fields, stamp, event.kind), scope.loop, future)
+            )
+            scope.futures.append(future)
+            return None
 
         chained: list[str] = []
+        build_row = _row_builder(fields, stamp, event.kind)
 
         def build(seq: int, prev: str) -> Row:
             chained[:] = [prev]
-            body = canonical_json({**fields, "seq": seq, "time": stamp, "prev": prev})
-            digest = hashlib.sha256(body).hexdigest()
-            return Row(seq, stamp, event.kind, event.party, digest, body.decode("utf-8"))
+            return build_row(seq, prev)
 
         try:
             row = self.store.append(build)
@@ -205,6 +279,106 @@ class AuditLog:
                 self.store.add_checkpoint(seq, jws)
             except AuditStoreError as exc:
                 raise AuditUnavailable("audit_checkpoint", str(exc)) from exc
+
+
+def _row_builder(fields: dict[str, Any], stamp: str, kind: str) -> Callable[[int, str], Row]:
+    """The store's callback: the row for this event at (seq, prev), hashed over canonical JSON."""
+
+    def build(seq: int, prev: str) -> Row:
+        body = canonical_json({**fields, "seq": seq, "time": stamp, "prev": prev})
+        digest = hashlib.sha256(body).hexdigest()
+        return Row(seq, stamp, kind, fields["party"], digest, body.decode("utf-8"))
+
+    return build
+
+
+@dataclass
+class _Pending:
+    build: Callable[[int, str], Row]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+
+
+class DeferredAudit:
+    """Appends made in this scope (on the event loop) are group-committed; await `wait()`."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future] = []
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> DeferredAudit:
+        self.loop = asyncio.get_running_loop()
+        self._token = _DEFERRED.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _DEFERRED.reset(self._token)
+            self._token = None
+
+    async def wait(self) -> None:
+        """Return once every entry is committed; AuditUnavailable if any was not."""
+        futures, self.futures = self.futures, []
+        if not futures:
+            return
+        if len(futures) == 1:
+            await futures[0]
+            return
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+_DEFERRED: contextvars.ContextVar[DeferredAudit | None] = contextvars.ContextVar(
+    "dsgo_audit_deferred", default=None
+)
+_MAX_BATCH = 64
+
+
+def _settle(
+    results: list[tuple[asyncio.Future, Row | None]], error: AuditUnavailable | None
+) -> None:
+    for future, row in results:
+        if future.done():  # the request was cancelled meanwhile
+            continue
+        if error is not None:  # one exception object per request (tracebacks are per raise)
+            future.set_exception(AuditUnavailable(error.check, error.description))
+        else:
+            future.set_result(row)
+
+
+class _GroupWriter:
+    """One daemon thread per process: takes every queued entry and commits them together."""
+
+    def __init__(self, commit: Callable[[list[_Pending]], None]) -> None:
+        self.pid = os.getpid()
+        self._commit = commit
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="dsgo-audit-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, pending: _Pending) -> None:
+        self._queue.put(pending)
+
+    def _run(self) -> None:
+        take = self._queue.get
+        while True:
+            batch = [take()]  # wait for the first entry, then take what else is waiting
+            while len(batch) < _MAX_BATCH:
+                try:
+                    batch.append(take(block=False))
+                except queue.Empty:
+                    break
+            try:
+                self._commit(batch)
+            except Exception as exc:  # noqa: BLE001 - never leave a caller waiting
+                error = AuditUnavailable("audit_write", f"{type(exc).__name__}: {exc}")
+                for pending in batch:
+                    try:
+                        pending.loop.call_soon_threadsafe(_settle, [(pending.future, None)], error)
+                    except RuntimeError:
+                        pass
 
 
 def verify(
@@ -341,6 +515,8 @@ def _event_fields(event: AuditEvent) -> dict[str, Any]:
 
 
 def _timestamp(when: dt.datetime) -> str:
+    if when.tzinfo is dt.UTC:  # the usual clock: "+00:00" becomes "Z"
+        return when.isoformat(timespec="microseconds")[:-6] + "Z"
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -7,6 +7,9 @@ SQLite fast path: a process that appended last remembers the head and inserts `s
 single autocommit statement; `seq` is the primary key, so if another process got there first the
 insert fails and the append falls back to the `BEGIN IMMEDIATE` path (one statement instead of
 four per append when one worker is busy).
+`append_many` writes a batch (group commit, used by the audit log's writer thread) in one such
+transaction: the head is re-read under the write lock, so it is safe across processes too, and
+either every row of the batch is committed or none is.
 SQLite runs with `synchronous=NORMAL` by default: in WAL mode a commit is not fsynced, so an OS
 crash or power loss may lose the last commits, but a process crash loses nothing; set
 `synchronous="FULL"` to fsync every append.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +50,9 @@ RowBuilder = Callable[[int, str], Row]
 
 class AuditStore(Protocol):
     def append(self, build: RowBuilder) -> Row: ...
+
+    # Optional (stores with it get group commit): all rows in one transaction, or none.
+    # def append_many(self, builds: Sequence[RowBuilder]) -> list[Row]: ...
 
     def head(self) -> Row | None: ...
 
@@ -101,6 +107,13 @@ _SCHEMA = (
 
 _INSERT = "INSERT INTO audit_log (seq, time, kind, party, hash, body) VALUES (?, ?, ?, ?, ?, ?)"
 _HEAD = "SELECT seq, time, kind, party, hash, body FROM audit_log ORDER BY seq DESC LIMIT 1"
+_HEAD_LINK = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+# Largest batch written as one multi-row INSERT (each size is one cached prepared statement).
+_MULTI_ROW_MAX = 64
+
+
+def _multi_insert(n: int) -> str:
+    return _INSERT + ", (?, ?, ?, ?, ?, ?)" * (n - 1)
 
 
 class SqliteAuditStore:
@@ -140,12 +153,64 @@ class SqliteAuditStore:
             self._head = (row.seq, row.hash)
             return row
 
+    def append_many(self, builds: Sequence[RowBuilder]) -> list[Row]:
+        """Chain and insert a batch atomically: all rows or none.
+
+        Fast path as for `append`: after this process's last append, one multi-row INSERT
+        (one statement, so one implicit transaction, and one sqlite call for the whole batch)
+        at the remembered head; a primary-key conflict means another process appended since,
+        and the batch is re-chained under `BEGIN IMMEDIATE` from the re-read head.
+        """
+        with self._lock:
+            try:
+                conn = self._connection()
+                if self._head is not None and len(builds) <= _MULTI_ROW_MAX:
+                    seq, prev = self._head
+                    rows = []
+                    for build in builds:
+                        row = build(seq + 1, prev)
+                        rows.append(row)
+                        seq, prev = row.seq, row.hash
+                    try:
+                        conn.execute(
+                            _multi_insert(len(rows)),
+                            [
+                                v
+                                for r in rows
+                                for v in (r.seq, r.time, r.kind, r.party, r.hash, r.body)
+                            ],
+                        )
+                        self._head = (seq, prev)
+                        return rows
+                    except sqlite3.IntegrityError:
+                        pass  # another process appended since: re-chain from the stored head
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    head = conn.execute(_HEAD_LINK).fetchone()
+                    seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
+                    rows = []
+                    for build in builds:
+                        row = build(seq + 1, prev)
+                        rows.append(row)
+                        seq, prev = row.seq, row.hash
+                    conn.executemany(
+                        _INSERT, [(r.seq, r.time, r.kind, r.party, r.hash, r.body) for r in rows]
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._head = None
+                raise AuditStoreError(f"sqlite append failed: {exc}") from exc
+            self._head = (seq, prev)
+            return rows
+
     def _append_locked(self, conn: sqlite3.Connection, build: RowBuilder) -> Row:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            head = conn.execute(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
+            head = conn.execute(_HEAD_LINK).fetchone()
             row = build(head[0] + 1, head[1]) if head else build(1, GENESIS_HASH)
             conn.execute(_INSERT, (row.seq, row.time, row.kind, row.party, row.hash, row.body))
             conn.execute("COMMIT")
@@ -264,6 +329,35 @@ class PostgresAuditStore:
                     raise AuditStoreError(f"postgres append failed: {exc}") from exc
                 raise
             return row
+
+    def append_many(self, builds: Sequence[RowBuilder]) -> list[Row]:
+        """Chain and insert a batch in one transaction under the advisory lock."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+                    head = conn.execute(_HEAD_LINK).fetchone()
+                    seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS_HASH)
+                    rows = []
+                    for build in builds:
+                        row = build(seq + 1, prev)
+                        rows.append(row)
+                        seq, prev = row.seq, row.hash
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            "INSERT INTO audit_log (seq, time, kind, party, hash, body)"
+                            " VALUES (%s, %s, %s, %s, %s, %s)",
+                            [(r.seq, r.time, r.kind, r.party, r.hash, r.body) for r in rows],
+                        )
+            except AuditStoreError:
+                raise
+            except Exception as exc:
+                if _is_db_error(exc):
+                    self._reset()
+                    raise AuditStoreError(f"postgres append failed: {exc}") from exc
+                raise
+            return rows
 
     def head(self) -> Row | None:
         with self._lock:
