@@ -198,6 +198,7 @@ class OxigraphStore:
                 ) from None
             raise StoreError(f"cannot open the store at {path}: {exc}") from None
         self._write_lock = threading.Lock()
+        self._closed = False
         self._version = 0
         self._to_physical: dict[str, str] = {}
         self._to_stable: dict[str, str] = {}
@@ -296,6 +297,8 @@ class OxigraphStore:
             kwargs["default_graph"] = [ox.NamedNode(to_physical.get(g, g)) for g in default_graph]
         if named_graphs is not None:
             kwargs["named_graphs"] = [ox.NamedNode(to_physical.get(g, g)) for g in named_graphs]
+        else:  # only the current dataset versions: never the meta graph or replaced versions
+            kwargs["named_graphs"] = [ox.NamedNode(p) for p in to_physical.values()]
         if union_default:
             kwargs["use_default_graph_as_union"] = True
         text, binds_graph = rewrite_query(sparql, to_physical)
@@ -373,13 +376,19 @@ class OxigraphStore:
         return None
 
     def close(self) -> None:
+        """Flush and release the RocksDB handle (and its lock) so the store can be reopened."""
+        self._closed = True
         collector = self._collector
         if collector is not None and collector.is_alive():
             collector.join(timeout=0.1)  # removal resumes at the next start if cut short
+        store = getattr(self, "_store", None)
+        if store is None:
+            return
         try:
-            self._store.flush()
+            store.flush()
         except OSError:
             pass
+        del self._store
 
     # --- versions -----------------------------------------------------------------------------
 
@@ -443,7 +452,7 @@ class OxigraphStore:
         self._collector.start()
 
     def _remove_garbage(self) -> None:
-        while True:
+        while not self._closed:
             rows = list(
                 self._store.query(
                     f"SELECT ?p WHERE {{ GRAPH <{META_GRAPH}> {{ ?p <urn:dsgo:garbage> true }} }} LIMIT 1"
@@ -455,11 +464,13 @@ class OxigraphStore:
             try:
                 # Give queries that started on the old version time to finish first.
                 time.sleep(GC_DELAY)
+                if self._closed:
+                    return
                 self._store.remove_graph(physical)
                 self._store.update(
                     f"DELETE DATA {{ GRAPH <{META_GRAPH}> {{ <{physical.value}> <urn:dsgo:garbage> true }} }}"
                 )
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, AttributeError):
                 return  # the store was closed; the marker stays and removal resumes next time
 
 
