@@ -12,9 +12,9 @@ from node.graph_versions import PHYSICAL_PREFIX, rewrite_query
 from node.store import LoadError, OxigraphStore, format_for
 
 BASE = "http://node.test"
-V1 = b"<http://e/s> <http://e/p> \"1\" .\n<http://e/s> <http://e/q> <http://e/o> .\n"
-V2 = b"<http://e/s> <http://e/p> \"2\" .\n"
-BROKEN = b"<http://e/s> <http://e/p> \"3\" .\n<http://e/s> <http://e/p> oops .\n"
+V1 = b'<http://e/s> <http://e/p> "1" .\n<http://e/s> <http://e/q> <http://e/o> .\n'
+V2 = b'<http://e/s> <http://e/p> "2" .\n'
+BROKEN = b'<http://e/s> <http://e/p> "3" .\n<http://e/s> <http://e/p> oops .\n'
 
 
 @pytest.fixture
