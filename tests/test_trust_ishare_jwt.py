@@ -140,15 +140,21 @@ def test_header_allow_list(client, trusted, header_extra, check):
         ({"aud": [SERVER]}, "aud_list"),
         ({"aud": "EU.EORI.NL000000999"}, "aud"),
         ({"sub": "EU.EORI.NL000000999"}, "iss_sub"),
-        ({"exp": int(time.time()) + 60}, "exp_iat_30"),
-        ({"iat": int(time.time()) - 100, "exp": int(time.time()) - 70}, "expired"),
-        ({"iat": int(time.time()) + 100, "exp": int(time.time()) + 130}, "iat_future"),
+        ({"exp": "+60"}, "exp_iat_30"),
+        ({"iat": "-100", "exp": "-70"}, "expired"),
+        ({"iat": "+100", "exp": "+130"}, "iat_future"),
         ({"iat": "now"}, "iat_exp"),
         ({"parties_info": {"count": 0}}, "token_kind"),
         ({"client_id": "x", "scope": "iSHARE"}, "token_kind"),
     ],
 )
 def test_claim_checks(client, trusted, claims_extra, check):
+    # Times are offsets from the moment the test runs ("+60"), not from collection time.
+    now = int(time.time())
+    claims_extra = {
+        k: now + int(v) if isinstance(v, str) and v[:1] in "+-" else v
+        for k, v in claims_extra.items()
+    }
     token = _forge(client, claims_extra=claims_extra)
     assert _check(verify_client_assertion, token, audience=SERVER, trusted_sha256=trusted) == check
 

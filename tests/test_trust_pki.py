@@ -18,6 +18,13 @@ ISHARE_ROOT = "8C39DD06E35DE8467004A542D0CA4B8FDC7D6F8F713F40A35BD9E65938A191CF"
 NOW = dt.datetime.now(dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now_at_test_time() -> None:
+    """NOW is the moment each test runs: certificates made by fixtures start 5 minutes earlier."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
+
+
 @pytest.fixture(scope="module")
 def ca() -> pki.DevCA:
     return pki.create_dev_ca("Test PKI")
