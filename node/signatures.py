@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 import httpx
 import pyoxigraph as ox
 
-from node.iri import META_GRAPH, check_dataset_name, dataset_iri
+from node.iri import check_dataset_name, dataset_iri
 from node.store import Store, StoreError, UnknownDataset
 from trust.client import TrustClient
 from trust.errors import TrustError
@@ -85,19 +85,13 @@ def version_marker(store: Store, name: str) -> str | None:
     The embedded store's physical graph IRI (new for every replace), the modification time and the
     triple count (an append changes those); the external store has no physical graph.
     """
-    graph = dataset_iri(store.base_iri, name)
-    rows = list(
-        store.query(
-            f"SELECT ?n ?mod ?p WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <urn:dsgo:triples> ?n . "
-            f"OPTIONAL {{ <{graph}> <{_DCT}modified> ?mod }} "
-            f"OPTIONAL {{ <{graph}> <urn:dsgo:physical> ?p }} }} }}"
-        )
-    )
-    if not rows:
+    info = next((d for d in store.datasets() if d.name == name), None)
+    if info is None:
         return None
-    row = rows[0]
-    parts = [row[v].value if row[v] is not None else "" for v in ("p", "mod", "n")]
-    return "|".join(parts)
+    physical_graph = getattr(store, "physical_graph", None)
+    physical = physical_graph(info.graph) if physical_graph is not None else None
+    modified = info.modified.isoformat() if info.modified is not None else ""
+    return "|".join([physical or "", modified, str(info.triples)])
 
 
 def dataset_triples(store: Store, name: str) -> Iterator[ox.Triple]:

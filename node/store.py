@@ -390,6 +390,10 @@ class OxigraphStore:
             pass
         del self._store
 
+    def physical_graph(self, graph: str) -> str | None:
+        """The internal graph holding the current version of a dataset (new for every version)."""
+        return self._to_physical.get(graph)
+
     # --- versions -----------------------------------------------------------------------------
 
     def _load_pointers(self) -> None:
