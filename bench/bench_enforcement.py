@@ -16,7 +16,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from node.enforcement import Enforcer
+from node.enforcement import Enforcer, MemoryStore
 from trust.policy_store import PolicyStore
 
 BASE = "http://127.0.0.1:8101"
@@ -33,7 +33,7 @@ def run(
     policies: int = 1000, requests: int = 300, rounds: int = 5, resources: int = 500
 ) -> dict[str, Any]:
     """Time per request for both registers; returns the medians and their ratio."""
-    store = _Adapter(_dataset(resources))
+    store = MemoryStore(_dataset(resources))
     subject = f"{BASE}/id/space/7"
     quads = list(store.quads(subject=subject, graphs=list(_graphs())))
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +69,7 @@ def run(
     }
 
 
-def _time(enforcer: Enforcer, store: _Adapter, quads, subject: str, n: int) -> float:
+def _time(enforcer: Enforcer, store: MemoryStore, quads, subject: str, n: int) -> float:
     """Mean seconds per request: scope, scoped query (results consumed), description filter."""
     enforcer.query(store, CALLER, QUERY, data_version=1)  # warm caches
     start = time.perf_counter()
@@ -129,31 +129,6 @@ def _dataset(resources: int) -> ox.Store:
             quads.append(ox.Quad(s, ox.NamedNode(f"{PROPS}area"), ox.Literal(str(i % 40)), g))
     store.extend(quads)
     return store
-
-
-class _Adapter:
-    """The node store interface over an in-memory pyoxigraph Store."""
-
-    def __init__(self, store: ox.Store) -> None:
-        self.store = store
-
-    def query(self, sparql, *, default_graph, named_graphs, union_default=False, timeout=None):
-        return self.store.query(
-            sparql,
-            default_graph=None
-            if default_graph is None
-            else [ox.NamedNode(g) for g in default_graph],
-            named_graphs=None if named_graphs is None else [ox.NamedNode(g) for g in named_graphs],
-            use_default_graph_as_union=union_default,
-        )
-
-    def quads(self, subject=None, predicate=None, object=None, graphs=None):
-        # like node/store.py: subject and predicate are IRI strings
-        subject = ox.NamedNode(subject) if subject else None
-        predicate = ox.NamedNode(predicate) if predicate else None
-        for g in graphs if graphs is not None else [None]:
-            node = None if g is None else ox.NamedNode(g)
-            yield from self.store.quads_for_pattern(subject, predicate, object, node)
 
 
 if __name__ == "__main__":

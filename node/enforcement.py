@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 
 import pyoxigraph as ox
 
+from node.sparql_text import LANGTAG, STRING, VAR, tokenize
 from trust.delegation import (
     DSGO_QUERY,
     ISHARE_READ,
@@ -92,7 +93,7 @@ def scoped_query(
             )
         else:
             mem = _materialise(store, scope, dataset_graphs)
-        target: QueryStore = _MemoryStore(mem)
+        target: QueryStore = MemoryStore(mem)
         permitted = set(whole) | {g.value for g in mem.named_graphs()}
     else:
         target = store
@@ -605,8 +606,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class _MemoryStore:
-    """Adapts a pyoxigraph Store holding materialised triples to the QueryStore interface."""
+class MemoryStore:
+    """A plain pyoxigraph Store behind the QueryStore interface (materialised views, tests, bench)."""
 
     def __init__(self, store: ox.Store) -> None:
         self.store = store
@@ -634,23 +635,22 @@ class _MemoryStore:
 
             raise QuerySyntaxError(str(exc)) from None
 
+    def quads(
+        self,
+        subject: str | None = None,
+        predicate: str | None = None,
+        object: ox.NamedNode | ox.Literal | ox.BlankNode | None = None,
+        graphs: Sequence[str] | None = None,
+    ) -> Iterable[ox.Quad]:
+        """Quads by pattern; subject and predicate are IRI strings, as in node.store."""
+        s = ox.NamedNode(subject) if subject else None
+        p = ox.NamedNode(predicate) if predicate else None
+        for g in graphs if graphs is not None else [None]:
+            yield from self.store.quads_for_pattern(
+                s, p, object, None if g is None else ox.NamedNode(g)
+            )
 
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<lstring>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*''')
-  | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
-  | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
-  | (?P<var>[?$][\w\u00b7-\uffff]+)
-  | (?P<lang>@[A-Za-z]+(?:-[A-Za-z0-9]+)*)
-  | (?P<pname>(?:[A-Za-z_\u00c0-\uffff][\w.\-\u00b7-\uffff]*)?:[\w.\-:%\\\u00b7-\uffff]*)
-  | (?P<word>[A-Za-z_][\w\-]*)
-  | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_SKIP = {"lstring", "string", "var", "lang"}
+
 _IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')
 
 
@@ -660,12 +660,9 @@ def _tokens(query: str) -> Iterable[str]:
 
 def _spans(query: str) -> Iterable[tuple[str, int, int]]:
     """Significant tokens with their offsets; literals become '""' so FROM is never read in one."""
-    for match in _TOKEN.finditer(query):
-        kind = match.lastgroup
-        if kind in ("ws", "comment"):
-            continue
-        text = '""' if kind in _SKIP else match.group()
-        yield text, match.start(), match.end()
+    for token in tokenize(query):
+        text = '""' if token.kind in (STRING, VAR, LANGTAG) else token.text
+        yield text, token.start, token.end
 
 
 def _dataset_clause_position(spans: list[tuple[str, int, int]], end: int) -> int:

@@ -38,6 +38,10 @@ LABEL_PREDICATES = (
     ox.NamedNode("http://www.w3.org/2004/02/skos/core#prefLabel"),
 )
 
+DATASETS_QUERY = (
+    f"SELECT ?g ?name ?n ?mod WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <{DCT}identifier> ?name ; "
+    f"<urn:dsgo:triples> ?n . OPTIONAL {{ ?g <{DCT}modified> ?mod }} }} }} ORDER BY ?name"
+)
 GC_DELAY = 2.0  # seconds before a replaced version is removed
 Progress = Callable[[int], None]  # called with the number of bytes read so far
 QueryResult = ox.QuerySolutions | ox.QueryTriples | ox.QueryBoolean | Iterator[ox.Triple]
@@ -214,10 +218,7 @@ class OxigraphStore:
         return self._version
 
     def datasets(self) -> list[DatasetInfo]:
-        result = self._store.query(
-            f"SELECT ?g ?name ?n ?mod WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <{DCT}identifier> ?name ; "
-            f"<urn:dsgo:triples> ?n . OPTIONAL {{ ?g <{DCT}modified> ?mod }} }} }} ORDER BY ?name"
-        )
+        result = self._store.query(DATASETS_QUERY)
         return [_info_from_row(row) for row in result]
 
     def replace_dataset(
@@ -505,10 +506,7 @@ class SparqlProtocolStore:
         return self._version
 
     def datasets(self) -> list[DatasetInfo]:
-        result = self.query(
-            f"SELECT ?g ?name ?n ?mod WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <{DCT}identifier> ?name ; "
-            f"<urn:dsgo:triples> ?n . OPTIONAL {{ ?g <{DCT}modified> ?mod }} }} }} ORDER BY ?name"
-        )
+        result = self.query(DATASETS_QUERY)
         return [_info_from_row(row) for row in result]
 
     def replace_dataset(

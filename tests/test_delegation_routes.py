@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from node.enforcement import Enforcer
+from node.enforcement import Enforcer, MemoryStore
 from node.routes.delegation import delegation_routes
 from trust.authorization_register import AuthorizationRegister
 from trust.delegation import Decision
@@ -27,28 +27,6 @@ OWNER = "EU.EORI.NL000000003"
 BUILDING = "https://w3id.org/bot#Building"
 IFC = f"{BASE}/dataset/ifc"
 AT = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-
-
-class OxAdapter:
-    def __init__(self, store: ox.Store) -> None:
-        self.store = store
-
-    def query(self, sparql, *, default_graph, named_graphs, union_default=False, timeout=None):
-        return self.store.query(
-            sparql,
-            default_graph=None
-            if default_graph is None
-            else [ox.NamedNode(g) for g in default_graph],
-            named_graphs=None if named_graphs is None else [ox.NamedNode(g) for g in named_graphs],
-        )
-
-    def quads(self, subject=None, predicate=None, object=None, graphs=None):
-        # like node/store.py: subject and predicate are IRI strings
-        subject = ox.NamedNode(subject) if subject else None
-        predicate = ox.NamedNode(predicate) if predicate else None
-        for g in graphs if graphs is not None else [None]:
-            node = None if g is None else ox.NamedNode(g)
-            yield from self.store.quads_for_pattern(subject, predicate, object, node)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +66,7 @@ def node(tmp_path, pki):
         )
     )
     routes = delegation_routes(
-        layer, policies, register, enforcer, store=OxAdapter(data), on_decision=decisions.append
+        layer, policies, register, enforcer, store=MemoryStore(data), on_decision=decisions.append
     )
     client = TestClient(Starlette(routes=routes))
 

@@ -8,6 +8,7 @@ import pytest
 from node.enforcement import (
     AccessDenied,
     Enforcer,
+    MemoryStore,
     dataset_clause,
     filter_description,
     replace_dataset_clause,
@@ -47,38 +48,11 @@ TRIG = f"""
 """
 
 
-class OxAdapter:
-    """The node store interface (node/store.py) over a plain pyoxigraph Store."""
-
-    def __init__(self, store: ox.Store) -> None:
-        self.store = store
-
-    def query(self, sparql, *, default_graph, named_graphs, union_default=False, timeout=None):
-        return self.store.query(
-            sparql,
-            default_graph=None
-            if default_graph is None
-            else [ox.NamedNode(g) for g in default_graph],
-            named_graphs=None if named_graphs is None else [ox.NamedNode(g) for g in named_graphs],
-            use_default_graph_as_union=union_default,
-        )
-
-    def quads(self, subject=None, predicate=None, object=None, graphs=None):
-        # like node/store.py: subject and predicate are IRI strings
-        subject = ox.NamedNode(subject) if subject else None
-        predicate = ox.NamedNode(predicate) if predicate else None
-        if graphs is None:
-            yield from self.store.quads_for_pattern(subject, predicate, object, None)
-            return
-        for g in graphs:
-            yield from self.store.quads_for_pattern(subject, predicate, object, ox.NamedNode(g))
-
-
 @pytest.fixture()
-def store() -> OxAdapter:
+def store() -> MemoryStore:
     s = ox.Store()
     s.load(TRIG.encode(), ox.RdfFormat.TRIG)
-    return OxAdapter(s)
+    return MemoryStore(s)
 
 
 @pytest.fixture()
@@ -102,7 +76,7 @@ def enforcer(policies, decisions) -> Enforcer:
     )
 
 
-def graphs_of(store: OxAdapter) -> list[str]:
+def graphs_of(store: MemoryStore) -> list[str]:
     return sorted(g.value for g in store.store.named_graphs() if "/dataset/" in g.value)
 
 

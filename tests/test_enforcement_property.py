@@ -10,7 +10,7 @@ import pyoxigraph as ox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.enforcement import MaterialisedCache, scoped_query
+from node.enforcement import MaterialisedCache, MemoryStore, scoped_query
 from trust.delegation import DSGO_DATASET, DSGO_QUERY, ISHARE_READ, Policy, build_policy, decide
 
 BASE = "http://127.0.0.1:8101"
@@ -25,31 +25,6 @@ SUBJECTS = [f"{BASE}/id/thing/{i}" for i in range(5)]
 CLASSES = ["https://w3id.org/bot#Building", "https://w3id.org/bot#Space"]
 PREDICATES = [f"https://w3id.org/props#p{i}" for i in range(3)]
 READING = {ISHARE_READ, DSGO_QUERY}
-
-
-class OxAdapter:
-    """The node store interface over a plain pyoxigraph Store."""
-
-    def __init__(self, store: ox.Store) -> None:
-        self.store = store
-
-    def query(self, sparql, *, default_graph, named_graphs, union_default=False, timeout=None):
-        return self.store.query(
-            sparql,
-            default_graph=None
-            if default_graph is None
-            else [ox.NamedNode(g) for g in default_graph],
-            named_graphs=None if named_graphs is None else [ox.NamedNode(g) for g in named_graphs],
-            use_default_graph_as_union=union_default,
-        )
-
-    def quads(self, subject=None, predicate=None, object=None, graphs=None):
-        # like node/store.py: subject and predicate are IRI strings
-        subject = ox.NamedNode(subject) if subject else None
-        predicate = ox.NamedNode(predicate) if predicate else None
-        for g in graphs if graphs is not None else [None]:
-            node = None if g is None else ox.NamedNode(g)
-            yield from self.store.quads_for_pattern(subject, predicate, object, node)
 
 
 # --- strategies -------------------------------------------------------------------------------
@@ -259,7 +234,7 @@ def test_scoped_query_equals_query_on_permitted_store(data, records, query) -> N
     text, has_dataset = query
     source = ox.Store()
     source.extend(data)
-    store = OxAdapter(source)
+    store = MemoryStore(source)
     present = sorted(g.value for g in source.named_graphs() if g.value in GRAPHS)
     scope = decide(CALLER, records, NOW, issuer=OWNER, service_provider=OWNER, action=DSGO_QUERY)
     got = normalise(
