@@ -199,3 +199,27 @@ def test_catalog_offers_advertised_datasets_the_caller_may_not_read(world: World
         assert (bim, rdflib.RDF.type, dcat.Dataset) in graph
     finally:
         world.revoke(policy)
+
+
+def test_delegation_evidence_header_that_does_not_verify_is_refused(world: World) -> None:
+    """Forged, malformed or oversized evidence is an error, never a silent fall-back to no evidence."""
+    token = world.token()
+    query = {"query": "SELECT * WHERE { ?s ?p ?o } LIMIT 1"}
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/sparql-results+json"}
+    # A JWT-shaped string that no register signed, and one that is not a JWT at all.
+    forged = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJ4In0.c2ln"
+    for evidence in (forged, "not-a-jwt"):
+        resp = httpx.get(
+            f"{world.base}/sparql",
+            params=query,
+            headers={**headers, "Delegation-Evidence": evidence},
+        )
+        assert resp.status_code == 401, resp.text
+        assert "delegation_evidence" in resp.json()["error_description"]
+    resp = httpx.get(
+        f"{world.base}/sparql",
+        params=query,
+        headers={**headers, "Delegation-Evidence": "x" * (40 * 1024)},
+    )
+    assert resp.status_code == 400, resp.text
+    assert "delegation_evidence" in resp.json()["error_description"]
