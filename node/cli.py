@@ -700,7 +700,7 @@ def cmd_policy_list(args: argparse.Namespace) -> int:
     if not policies:
         print("no policies")
     for p in policies:
-        print(json.dumps(_policy_summary(p)))
+        print(json.dumps({"id": p.id, **p.evidence}))
     return 0
 
 
@@ -925,18 +925,6 @@ def _timestamp(text: str) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp())
-
-
-def _policy_summary(policy: Any) -> dict[str, Any]:
-    for name in ("summary", "to_dict", "as_dict"):
-        fn = getattr(policy, name, None)
-        if callable(fn):
-            return fn()
-    return (
-        {k: v for k, v in vars(policy).items() if not k.startswith("_")}
-        if hasattr(policy, "__dict__")
-        else {"policy": str(policy)}
-    )
 
 
 def _describe(exc: BaseException) -> str:

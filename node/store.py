@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,6 @@ import httpx
 import pyoxigraph as ox
 
 from node.graph_versions import (
-    PHYSICAL_PREFIX,
     MappedSolutions,
     map_triples,
     physical_iri,
@@ -31,12 +30,6 @@ from node.sparql_results import QueryTimeout
 
 DCT = "http://purl.org/dc/terms/"
 XSD = "http://www.w3.org/2001/XMLSchema#"
-RDFS_LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
-LABEL_PREDICATES = (
-    RDFS_LABEL,
-    ox.NamedNode("http://purl.org/dc/terms/title"),
-    ox.NamedNode("http://www.w3.org/2004/02/skos/core#prefLabel"),
-)
 
 DATASETS_QUERY = (
     f"SELECT ?g ?name ?n ?mod WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <{DCT}identifier> ?name ; "
@@ -135,8 +128,6 @@ class Store(Protocol):
         object: ox.NamedNode | ox.Literal | ox.BlankNode | None = None,
         graphs: list[str] | None = None,
     ) -> Iterator[ox.Quad]: ...
-
-    def describe(self, iri: str, graphs: list[str]) -> tuple[list[ox.Triple], dict[str, str]]: ...
 
     def version(self) -> int: ...
 
@@ -350,31 +341,6 @@ class OxigraphStore:
             stable = ox.NamedNode(g)
             for q in self._store.quads_for_pattern(s, p, object, ox.NamedNode(physical)):
                 yield ox.Quad(q.subject, q.predicate, q.object, stable)
-
-    def describe(self, iri: str, graphs: list[str]) -> tuple[list[ox.Triple], dict[str, str]]:
-        """The resource's triples as subject in `graphs`, plus labels of the IRIs it links to."""
-        triples: list[ox.Triple] = []
-        seen: set[ox.Triple] = set()
-        for q in self.quads(subject=iri, graphs=graphs):
-            t = q.triple
-            if t not in seen:
-                seen.add(t)
-                triples.append(t)
-        labels: dict[str, str] = {}
-        for t in triples:
-            o = t.object
-            if isinstance(o, ox.NamedNode) and o.value not in labels:
-                label = self._label(o.value, graphs)
-                if label is not None:
-                    labels[o.value] = label
-        return triples, labels
-
-    def _label(self, node: str, graphs: list[str]) -> str | None:
-        for predicate in LABEL_PREDICATES:
-            for q in self.quads(subject=node, predicate=predicate.value, graphs=graphs):
-                if isinstance(q.object, ox.Literal):
-                    return q.object.value
-        return None
 
     def close(self) -> None:
         """Flush and release the RocksDB handle (and its lock) so the store can be reopened."""
@@ -656,29 +622,6 @@ class SparqlProtocolStore:
                 row["g"],
             )
 
-    def describe(self, iri: str, graphs: list[str]) -> tuple[list[ox.Triple], dict[str, str]]:
-        if not graphs:
-            return [], {}
-        subject = sparql_iri(iri)
-        values = " ".join(sparql_iri(g) for g in graphs)
-        rows = self.query(
-            f"SELECT DISTINCT ?p ?o ?label WHERE {{ VALUES ?g {{ {values} }} GRAPH ?g {{ {subject} ?p ?o }} "
-            f"OPTIONAL {{ VALUES ?g2 {{ {values} }} GRAPH ?g2 {{ ?o <{RDFS_LABEL.value}> ?label }} }} }}"
-        )
-        triples: list[ox.Triple] = []
-        seen: set[ox.Triple] = set()
-        labels: dict[str, str] = {}
-        node = ox.NamedNode(iri)
-        for row in rows:
-            t = ox.Triple(node, row["p"], row["o"])
-            if t not in seen:
-                seen.add(t)
-                triples.append(t)
-            label = row["label"]
-            if label is not None and isinstance(row["o"], ox.NamedNode):
-                labels.setdefault(row["o"].value, label.value)
-        return triples, labels
-
     def close(self) -> None:
         self._client.close()
 
@@ -733,10 +676,6 @@ def _count(store: ox.Store, graph: str) -> int:
 def _now_literal() -> str:
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return f'"{stamp}"^^<{XSD}dateTime>'
-
-
-def _internal(graph: str) -> bool:
-    return graph == META_GRAPH or graph.startswith((STAGING_PREFIX, PHYSICAL_PREFIX))
 
 
 def _line_of(exc: SyntaxError) -> int | None:
@@ -794,8 +733,3 @@ class _open_input:
     def __exit__(self, *exc: object) -> None:
         if self._close:
             self._close()
-
-
-def iter_graph(store: Store, graph: str) -> Iterable[ox.Triple]:
-    """All triples of one named graph (used by catalog statistics and exports)."""
-    return (q.triple for q in store.quads(graphs=[graph]))
