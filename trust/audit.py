@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 import pyoxigraph as ox
@@ -38,6 +37,7 @@ import pyoxigraph as ox
 from trust.audit_store import GENESIS_HASH, AuditStore, AuditStoreError, Row
 from trust.errors import TrustError
 from trust.pki import PartyIdentity, certificate_matches_party
+from trust.pki import party_iri as pki_party_iri
 from trust.signing import SignatureError, sign_jws, verify_jws
 
 KINDS = frozenset(
@@ -481,10 +481,8 @@ def as_prov(entries: Iterable[AuditEntry], base_iri: str) -> list[ox.Triple]:
 
 
 def party_iri(party_id: str) -> ox.NamedNode:
-    """A party as an IRI, the same form as trust/odrl.py: `urn:ishare:{id}` unless already one."""
-    if ":" in party_id and party_id.split(":", 1)[0] in ("did", "urn", "http", "https"):
-        return ox.NamedNode(party_id)
-    return ox.NamedNode(f"urn:ishare:{quote(party_id, safe='.-_')}")
+    """A party as an RDF node (the rule is trust.pki.party_iri)."""
+    return ox.NamedNode(pki_party_iri(party_id))
 
 
 def dataset_iri(name: str, base_iri: str) -> ox.NamedNode:

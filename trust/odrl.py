@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trust.delegation import DSGO, DSGO_DATASET, DSGO_QUERY, ISHARE_READ, WILDCARD, Policy
+from trust.pki import party_iri
 
 ODRL = "http://www.w3.org/ns/odrl/2/"
 CONTEXT: dict[str, Any] = {
@@ -48,7 +49,7 @@ def to_odrl(policy: Policy, base_iri: str) -> dict[str, Any]:
     """The policy as a JSON-LD `odrl:Set` identified by `{base}/policy/{id}`."""
     base = base_iri.rstrip("/")
     ev = policy.evidence
-    party = _party_iri
+    party = party_iri
     window = [
         _constraint("gteq", ev["notBefore"]),
         _constraint("lt", ev["notOnOrAfter"]),
@@ -93,13 +94,6 @@ def to_odrl(policy: Policy, base_iri: str) -> dict[str, Any]:
     if prohibitions:
         doc["prohibition"] = prohibitions
     return doc
-
-
-def _party_iri(party_id: str) -> str:
-    """Party ids are not IRIs; use the URN form unless the id already is one (did:, urn:)."""
-    if ":" in party_id and party_id.split(":", 1)[0] in ("did", "urn", "http", "https"):
-        return party_id
-    return f"urn:ishare:{party_id}"
 
 
 def _constraint(operator: str, seconds: int) -> dict[str, Any]:

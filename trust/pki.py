@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -101,6 +102,13 @@ def validate_party_id(party_id: str) -> str:
     if not isinstance(party_id, str) or not (_EORI.match(party_id) or _DID_ISHARE.match(party_id)):
         raise IdentifierError("party_id_format", f"not an EORI or did:ishare id: {party_id!r}")
     return party_id
+
+
+def party_iri(party_id: str) -> str:
+    """A party as an IRI for RDF: `urn:ishare:{id}`, unless the id already is one (did:, urn:)."""
+    if ":" in party_id and party_id.split(":", 1)[0] in ("did", "urn", "http", "https"):
+        return party_id
+    return f"urn:ishare:{quote(party_id, safe='.-_')}"
 
 
 def certificate_party_ids(cert: x509.Certificate) -> set[str]:

@@ -13,6 +13,7 @@ from node.html import Link, Section, render_page
 from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type, serialise_triples
 from node.runtime import Runtime
 from node.store import DatasetInfo
+from trust.pki import party_iri
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 DCAT = "http://www.w3.org/ns/dcat#"
@@ -74,7 +75,7 @@ def catalog_triples(rt: Runtime, datasets: list[DatasetInfo]) -> list[ox.Triple]
     base = rt.settings.base_iri
     cat = ox.NamedNode(f"{base}/catalog")
     service = ox.NamedNode(f"{base}/sparql")
-    publisher = ox.NamedNode(_party_iri(rt.settings.party_id))
+    publisher = ox.NamedNode(party_iri(rt.settings.party_id))
     t = ox.Triple
     out = [
         t(cat, RDF_TYPE, ox.NamedNode(DCAT + "Catalog")),
@@ -123,7 +124,7 @@ def offer_triples(rt: Runtime, visible: list[DatasetInfo]) -> list[ox.Triple]:
     """For advertised datasets the caller may not read: a dcat:Dataset with an ODRL offer to ask for."""
     seen = {d.name for d in visible}
     base = rt.settings.base_iri
-    owner = ox.NamedNode(_party_iri(rt.settings.party_id))
+    owner = ox.NamedNode(party_iri(rt.settings.party_id))
     t = ox.Triple
     out: list[ox.Triple] = []
     for name in rt.settings.advertise:
@@ -146,10 +147,6 @@ def offer_triples(rt: Runtime, visible: list[DatasetInfo]) -> list[ox.Triple]:
             t(permission, ox.NamedNode(ODRL + "target"), ds),
         ]
     return out
-
-
-def _party_iri(party_id: str) -> str:
-    return party_id if party_id.startswith(("did:", "urn:")) else f"urn:ishare:{party_id}"
 
 
 def _html(rt: Runtime, datasets: list[DatasetInfo]) -> bytes:
