@@ -194,6 +194,8 @@ def evaluate(
 
 def has_service(query: str) -> bool:
     """True when the query uses SERVICE as a keyword (not inside a string, IRI or comment)."""
+    if "SERVICE" not in query.upper():
+        return False
     try:
         return any(t.is_word("SERVICE") for t in tokenize(query))
     except SparqlSyntaxError:

@@ -1,11 +1,14 @@
 """SPARQL 1.1 result serialisers (JSON, XML, CSV, TSV) that stop at a row cap and a deadline.
 
-pyoxigraph's own writers consume the whole iterator, so they can neither cap a result nor give
-up when the query's time is over; these write row by row and check both.
+Two ways, one contract: `serialise_solutions` runs pyoxigraph's own writer (Rust, GIL released)
+on a query whose text already bounds its rows (`sparql_text.limit_select`), checking the deadline
+on every chunk; `read_solutions` + `write` handle any other solutions (remote, merged, mapped)
+row by row.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +37,22 @@ class Table:
     truncated: bool
 
 
+def serialise_solutions(
+    solutions: ox.QuerySolutions, media: str, max_rows: int, deadline: float
+) -> tuple[bytes, int, bool]:
+    """(body, rows, truncated): pyoxigraph writes the results; more than `max_rows` are cut off.
+
+    Only for solutions whose query was limited to a few more than `max_rows` rows: the whole
+    answer is written before it is counted. QueryTimeout once a chunk arrives after `deadline`.
+    """
+    sink = _DeadlineSink(deadline)
+    solutions.serialize(sink, _NATIVE[media])
+    if time.monotonic() > deadline:
+        raise QueryTimeout("query cancelled: it ran past the configured timeout")
+    body = b"".join(sink.parts)
+    return _cap_rows(body, media, max_rows)
+
+
 def read_solutions(solutions: ox.QuerySolutions, max_rows: int, deadline: float) -> Table:
     """Pull at most `max_rows` solutions, raising QueryTimeout once `deadline` has passed."""
     variables = [v.value for v in solutions.variables]
@@ -50,6 +69,98 @@ def read_solutions(solutions: ox.QuerySolutions, max_rows: int, deadline: float)
     if time.monotonic() > deadline:
         raise QueryTimeout("query cancelled: it ran past the configured timeout")
     return Table(variables, rows, truncated)
+
+
+class _DeadlineSink:
+    """A binary sink for pyoxigraph's writers that stops the writing once the deadline passes."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.parts: list[bytes] = []
+
+    def write(self, chunk: bytes) -> int:
+        if time.monotonic() > self.deadline:
+            raise QueryTimeout("query cancelled: it ran past the configured timeout")
+        self.parts.append(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+
+_NATIVE = {
+    "application/sparql-results+json": ox.QueryResultsFormat.JSON,
+    "application/sparql-results+xml": ox.QueryResultsFormat.XML,
+    "text/csv": ox.QueryResultsFormat.CSV,
+    "text/tab-separated-values": ox.QueryResultsFormat.TSV,
+}
+
+
+def _cap_rows(body: bytes, media: str, max_rows: int) -> tuple[bytes, int, bool]:
+    """Count the rows of a written result and cut it to `max_rows` rows when it has more."""
+    if media == "application/sparql-results+json":
+        rows = _json_rows(body)
+        if rows is not None and rows <= max_rows:
+            return body, rows, False
+        doc = orjson.loads(body)
+        bindings = doc["results"]["bindings"]
+        if len(bindings) <= max_rows:
+            return body, len(bindings), False
+        doc["results"]["bindings"] = bindings[:max_rows]
+        return orjson.dumps(doc), max_rows, True
+    if media == "application/sparql-results+xml":
+        # '<' is always escaped in text and attribute values, so this tag is only ever markup
+        rows = body.count(b"<result>")
+        if rows <= max_rows:
+            return body, rows, False
+        cut = -1
+        for _ in range(max_rows + 1):
+            cut = body.index(b"<result>", cut + 1)
+        return body[:cut] + b"</results></sparql>", max_rows, True
+    # CSV quotes a value holding a line break, TSV escapes it: a record ends at an end of line
+    # outside quotes (CSV doubles a quote inside a quoted value, so parity tells inside from out).
+    csv = media == "text/csv"
+    eol = b"\r\n" if csv else b"\n"
+    if not csv or b'"' not in body:
+        rows = body.count(eol) - 1
+        if rows <= max_rows:
+            return body, rows, False
+    records, quotes, offset, cut = 0, 0, 0, 0
+    for piece in body.split(eol)[:-1]:
+        offset += len(piece) + len(eol)
+        quotes += piece.count(b'"') if csv else 0
+        if quotes % 2 == 0:
+            records += 1
+            if records == max_rows + 1:  # the header and max_rows rows end here
+                cut = offset
+    rows = records - 1
+    if rows <= max_rows:
+        return body, rows, False
+    return body[:cut], max_rows, True
+
+
+def _json_rows(body: bytes) -> int | None:
+    """Rows of pyoxigraph's compact SPARQL JSON, counted in the bytes; None when unsure.
+
+    A row after the first starts with `,{"` and a variable name. Inside a string a quote is
+    escaped, so those bytes there can only end a string, and then `}`, `,` or `]` follows: the
+    pattern skips them. `,{}` is an empty row or a literal's text: unsure, the caller parses.
+    """
+    first = body.find(b'"bindings":[')
+    if first < 0:
+        return None
+    head = body[first + 12 : first + 14]
+    if head == b"]}":
+        return 0
+    if head != b'{"':
+        return None
+    starts = _ROW_STARTS.findall(body, first + 14)
+    if b",{}" in starts:
+        return None
+    return 1 + len(starts)
+
+
+_ROW_STARTS = re.compile(rb',\{(?:"(?![},\]])|\})')
 
 
 def write(table: Table, media: str) -> bytes:

@@ -40,6 +40,10 @@ _PATTERNS = [
 ]
 _SCANNER = re.compile("|".join(f"(?P<t{i}>{p})" for i, (_, p) in enumerate(_PATTERNS)), re.DOTALL)
 _KINDS = [kind for kind, _ in _PATTERNS]
+# A prologue (PREFIX and BASE declarations, comments) followed by SELECT.
+_SELECT_FORM = re.compile(
+    r"(?:\s+|#[^\n\r]*|PREFIX\s*[^\s<]*\s*<[^<>\s]*>|BASE\s*<[^<>\s]*>)*SELECT\b", re.I
+)
 
 
 class SparqlSyntaxError(Exception):
@@ -140,3 +144,41 @@ def _scan(query: str) -> Iterator[Token]:
         if kind is not None:
             yield Token(kind, text, pos, pos + len(text))
         pos += len(text)
+
+
+def limit_select(query: str, rows: int) -> str | None:
+    """A SELECT query rewritten so its answer has at most `rows` rows; None for other forms.
+
+    The top-level LIMIT is lowered to `rows` (or added before a trailing VALUES, or at the end).
+    None also when the text cannot be read: the engine then reports the error.
+    """
+    upper = query.upper()
+    if "LIMIT" not in upper and "VALUES" not in upper:  # the common case, without tokenizing
+        return f"{query}\nLIMIT {rows}" if _SELECT_FORM.match(query) else None
+    try:
+        tokens = tokenize(query)
+    except SparqlSyntaxError:
+        return None
+    i = 0
+    while i < len(tokens) and tokens[i].is_word("PREFIX", "BASE"):
+        i += 3 if tokens[i].is_word("PREFIX") else 2
+    if i >= len(tokens) or not tokens[i].is_word("SELECT"):
+        return None
+    depth = 0
+    values_at: int | None = None
+    for j in range(i, len(tokens)):
+        tok = tokens[j]
+        if tok.kind == PUNCT and tok.text in "{}":
+            depth += 1 if tok.text == "{" else -1
+        elif depth == 0 and tok.is_word("LIMIT"):
+            number = tokens[j + 1] if j + 1 < len(tokens) else None
+            if number is None or number.kind != NUMBER or not number.text.isdigit():
+                return None
+            if int(number.text) <= rows:
+                return query
+            return query[: number.start] + str(rows) + query[number.end :]
+        elif depth == 0 and tok.is_word("VALUES") and values_at is None:
+            values_at = tok.start
+    if values_at is not None:
+        return f"{query[:values_at]}LIMIT {rows}\n{query[values_at:]}"
+    return f"{query}\nLIMIT {rows}"
