@@ -809,18 +809,25 @@ def cmd_audit_tail(args: argparse.Namespace) -> int:
     log = AuditLog(open_audit_store(str(settings.data_dir / "audit.sqlite")), None)
     entries = log.entries(None, None, None, None, limit=100_000)
     for e in entries[-args.n :]:
-        print(
-            json.dumps(
-                {
-                    "seq": e.seq,
-                    "time": e.time,
-                    "kind": e.kind,
-                    "party": e.party,
-                    "target": e.target,
-                    "policies": list(e.policy_ids),
-                }
-            )
-        )
+        line = {
+            "seq": e.seq,
+            "time": e.time,
+            "kind": e.kind,
+            "party": e.party,
+            "target": e.target,
+            "policies": list(e.policy_ids),
+        }
+        # what the entry says beyond that, when it says it
+        optional = {
+            "action": e.action,
+            "token_jti": e.token_jti,
+            "query_hash": e.query_hash,
+            "datasets": list(e.datasets),
+            "result_size": e.result_size,
+            "detail": e.detail,
+        }
+        line.update({k: v for k, v in optional.items() if v not in (None, [], {})})
+        print(json.dumps(line))
     return 0
 
 

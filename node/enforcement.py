@@ -154,6 +154,8 @@ def dataset_clause(query: str) -> tuple[list[str] | None, list[str] | None]:
     Security does not depend on this parse: the engine only ever gets permitted graphs; this only
     makes FROM narrow the default graph the way SPARQL says it should.
     """
+    if "FROM" not in query.upper():
+        return None, None
     prefixes: dict[str, str] = {}
     base: str | None = None
     froms: list[str] | None = None
@@ -365,14 +367,19 @@ class Enforcer:
         data_version: Hashable | None = None,
         timeout: float | None = None,
         evidence: Sequence[Policy] = (),
+        decisions: list[Decision] | None = None,
     ) -> Any:
-        """Run a SPARQL query scoped to `caller`; AccessDenied (403) if it may read nothing."""
+        """Run a SPARQL query scoped to `caller`; AccessDenied (403) if it may read nothing.
+
+        With `decisions`, the decision is added there for the caller to audit (with its own
+        entries, in one write) instead of going to the audit hook now.
+        """
         scope = self.scope_for(caller, DSGO_QUERY, evidence)
         if scope.is_empty:
-            self._audit("Deny", caller, DSGO_QUERY, "sparql", scope, "no policy applies")
+            self._audit("Deny", caller, DSGO_QUERY, "sparql", scope, "no policy applies", decisions)
             raise AccessDenied("no policy permits querying this node", self.explain(caller))
         graphs = self.dataset_graphs(store, data_version)
-        self._audit("Permit", caller, DSGO_QUERY, "sparql", scope, "scoped query")
+        self._audit("Permit", caller, DSGO_QUERY, "sparql", scope, "scoped query", decisions)
         return scoped_query(
             store,
             sparql,
@@ -446,9 +453,20 @@ class Enforcer:
         return name if "/" in name else f"{self.base_iri}/dataset/{name}"
 
     def _audit(
-        self, effect: str, caller: str, action: str, target: str, scope: Scope, reason: str
+        self,
+        effect: str,
+        caller: str,
+        action: str,
+        target: str,
+        scope: Scope,
+        reason: str,
+        collect: list[Decision] | None = None,
     ) -> None:
-        self.on_decision(Decision(effect, caller, action, target, scope.policy_ids, reason))
+        decision = Decision(effect, caller, action, target, scope.policy_ids, reason)
+        if collect is not None:
+            collect.append(decision)
+        else:
+            self.on_decision(decision)
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-
 from node.runtime import Runtime
 from trust.authorization_register import verify_external_evidence
 from trust.delegation import Policy
@@ -13,12 +11,11 @@ HEADER = "delegation-evidence"
 MAX_BYTES = 32 * 1024
 
 
-def evidence_from(request: Request, rt: Runtime, caller: str) -> list[Policy]:
-    """The verified evidence in the `Delegation-Evidence` header (none if absent; 401 if invalid).
+def evidence_from(token: str | None, rt: Runtime, caller: str) -> list[Policy]:
+    """The verified evidence in a `Delegation-Evidence` header value (none if absent; 401 if invalid).
 
     It counts only where the data owner (this node's party) issued it: the enforcer checks that.
     """
-    token = request.headers.get(HEADER)
     if not token:
         return []
     if len(token) > MAX_BYTES:

@@ -10,7 +10,7 @@ from pathlib import Path
 from node.config import ConfigError, Settings
 from node.enforcement import Enforcer
 from node.store import Store, open_store
-from trust.audit import AuditEvent, AuditLog
+from trust.audit import AuditEvent, AuditLog, decision_event
 from trust.audit_store import open_audit_store
 from trust.authorization_register import AuthorizationRegister
 from trust.delegation import Decision
@@ -138,16 +138,7 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
     )
 
     def on_decision(decision: Decision) -> None:
-        audit.append(
-            AuditEvent(
-                kind="permit" if decision.effect == "Permit" else "deny",
-                party=decision.party,
-                target=decision.target,
-                action=decision.action,
-                policy_ids=tuple(decision.policy_ids),
-                detail={"effect": decision.effect, "reason": decision.reason},
-            )
-        )
+        audit.append(decision_event(decision))
 
     enforcer = Enforcer(
         policies,

@@ -129,3 +129,49 @@ def test_postgres_batches_keep_one_chain(pg_url, ca) -> None:  # noqa: F811
     report = verify(store, {ca.root_fingerprint})
     assert report.ok and report.entries == 41
     store.close()
+
+
+# --- append_all: one request's entries in one write, from a worker thread -----------------------
+
+
+def test_append_all_writes_the_entries_in_one_chain(tmp_path, ca, identity) -> None:
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, identity, checkpoint_every=4, checkpoint_seconds=None)
+    log.append(_event(0))
+    log.append_all([_event(1), _event(2), _event(3)])  # seq 4 is due a checkpoint
+    log.append_all([_event(4)])
+    report = verify(store, {ca.root_fingerprint}, checkpoint_every=4)
+    assert report.ok and report.entries == 5 and report.checkpoints == 1
+    assert [e.token_jti for e in log.entries(limit=None)] == ["0", "1", "2", "3", "4"]
+
+
+def test_append_all_is_all_or_nothing(tmp_path) -> None:
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, checkpoint_every=None, checkpoint_seconds=None)
+    log.append(_event(0))
+    blocker = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    store._connection().execute("PRAGMA busy_timeout=50")
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(AuditUnavailable) as err:
+            log.append_all([_event(1), _event(2)])
+    finally:
+        blocker.execute("ROLLBACK")
+    assert err.value.status == 503
+    assert [e.token_jti for e in log.entries()] == ["0"]
+    with pytest.raises(ValueError):
+        log.append_all([_event(3), AuditEvent(kind="no-such-kind")])
+    assert [e.token_jti for e in log.entries()] == ["0"]
+
+
+def test_append_all_unwritable_store_fails_closed(tmp_path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(AuditUnavailable):
+        AuditLog(SqliteAuditStore(tmp_path / "dir.db")).append_all([_event(1)])
+
+
+def test_append_all_without_batching_store() -> None:
+    log = AuditLog(NullAuditStore())
+    log.append_all([_event(1), _event(2)])  # one by one: the null store has no append_many
+    with pytest.raises(ValueError):
+        log.append_all([AuditEvent(kind="no-such-kind")])

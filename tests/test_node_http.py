@@ -444,6 +444,47 @@ def test_sparql_result_cap_sets_truncated_header(node: Node) -> None:
     assert len(parse_rdf(construct.content, "application/n-triples")) <= MAX_RESULTS
 
 
+@pytest.mark.parametrize(
+    "accept", ["application/sparql-results+xml", "text/csv", "text/tab-separated-values"]
+)
+def test_sparql_result_cap_in_every_results_format(node: Node, accept: str) -> None:
+    resp = node.sparql("SELECT ?a ?c WHERE { ?a ?b ?c . ?d ?e ?f } ORDER BY ?a ?c", accept=accept)
+    assert resp.status_code == 200
+    assert resp.headers["dsgo-result-truncated"] == f"max_results={MAX_RESULTS}"
+    assert len(_result_rows(resp.content, accept)) == MAX_RESULTS
+    small = node.sparql(f"SELECT ?a WHERE {{ ?a a <{BOT}Space> }} ORDER BY ?a", accept=accept)
+    assert "dsgo-result-truncated" not in small.headers
+    assert len(_result_rows(small.content, accept)) == 2
+
+
+def test_sparql_own_limit_and_values_clause_with_the_cap(node: Node) -> None:
+    """The query's own LIMIT above the cap is cut to the cap; a trailing VALUES still binds."""
+    over = node.sparql("SELECT * WHERE { ?a ?b ?c . ?d ?e ?f } LIMIT 1000")
+    assert over.headers["dsgo-result-truncated"] == f"max_results={MAX_RESULTS}"
+    assert len(over.json()["results"]["bindings"]) == MAX_RESULTS
+    sp1, sp2 = node.iri("space/sp1"), node.iri("space/sp2")
+    values = node.sparql(
+        f"SELECT ?s ?label WHERE {{ ?s <{RDFS.label}> ?label }} ORDER BY ?s "
+        f"VALUES ?s {{ <{sp1}> <{sp2}> }}"
+    )
+    assert values.status_code == 200, values.text
+    rows = values.json()["results"]["bindings"]
+    assert [(r["s"]["value"], r["label"]["value"]) for r in rows] == [
+        (sp1, "Keuken"),
+        (sp2, "Woonkamer"),
+    ]
+    assert "dsgo-result-truncated" not in values.headers
+
+
+def _result_rows(body: bytes, media: str) -> list:
+    """The rows of a SPARQL results document in XML, CSV or TSV."""
+    if media == "application/sparql-results+xml":
+        return ET.fromstring(body).findall(f"{SRX}results/{SRX}result")
+    if media == "text/csv":
+        return list(csv.reader(io.StringIO(body.decode(), newline="")))[1:]
+    return body.decode().split("\n")[1:-1]
+
+
 # --- catalog, health, docs ---------------------------------------------------------------------
 
 
@@ -495,6 +536,14 @@ def test_sparql_timeout_503_and_node_keeps_answering(
     ok = n.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")
     assert ok.status_code == 200
     assert ok.json()["results"]["bindings"][0]["n"]["value"] == "60"
+    # Audit: each cancelled query still has its permit; the answered one its permit, then the
+    # query entry (written together, so adjacent in the chain) with the size of the answer.
+    tail = dsgo("audit", "tail", "--config", n.config, "-n", "50").stdout
+    entries = [json.loads(line) for line in tail.splitlines()]
+    sparql = [e for e in entries if e["target"] == "sparql"]
+    assert [e["kind"] for e in sparql] == ["permit"] * 4 + ["query"]
+    assert sparql[-1]["seq"] == sparql[-2]["seq"] + 1
+    assert sparql[-1]["result_size"] == 1 and sparql[-1]["party"] == OWNER
 
 
 # --- atomic loads and the store lock -----------------------------------------------------------

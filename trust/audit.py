@@ -27,7 +27,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ import orjson
 import pyoxigraph as ox
 
 from trust.audit_store import GENESIS_HASH, AuditStore, AuditStoreError, Row
+from trust.delegation import Decision
 from trust.errors import TrustError
 from trust.pki import PartyIdentity, certificate_matches_party
 from trust.pki import party_iri as pki_party_iri
@@ -72,6 +73,18 @@ class AuditEvent:
     datasets: tuple[str, ...] = ()
     result_size: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def decision_event(decision: Decision) -> AuditEvent:
+    """The audit entry for an enforcement decision (a permit or a deny)."""
+    return AuditEvent(
+        kind="permit" if decision.effect == "Permit" else "deny",
+        party=decision.party,
+        target=decision.target,
+        action=decision.action,
+        policy_ids=tuple(decision.policy_ids),
+        detail={"effect": decision.effect, "reason": decision.reason},
+    )
 
 
 @dataclass(frozen=True)
@@ -155,15 +168,9 @@ class AuditLog:
             error = AuditUnavailable("audit_write", str(exc))
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
             error = AuditUnavailable("audit_write", f"{type(exc).__name__}: {exc}")
-        if error is None and self.signer is not None:
+        if error is None:
             try:
-                due = [
-                    r for r in rows if self.checkpoint_every and r.seq % self.checkpoint_every == 0
-                ]
-                for row in due:
-                    self._sign_checkpoint(row.seq, row.hash)
-                if rows and not due and self._checkpoint_due(rows[-1].seq):
-                    self._sign_checkpoint(rows[-1].seq, rows[-1].hash)
+                self._checkpoints_for(rows)
             except AuditUnavailable as exc:
                 error = exc
             except Exception as exc:  # noqa: BLE001
@@ -178,6 +185,39 @@ class AuditLog:
                 loop.call_soon_threadsafe(_settle, results, error)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
+
+    def append_all(self, events: Sequence[AuditEvent]) -> None:
+        """Write several entries in one transaction (when the store can); AuditUnavailable if not.
+
+        For one request's entries written together, outside the event loop (no deferred scope).
+        """
+        if not self._batching:
+            for event in events:
+                self.append(event)
+            return
+        builds = []
+        for event in events:
+            if event.kind not in KINDS:
+                raise ValueError(f"unknown audit kind {event.kind!r}")
+            stamp = _timestamp(self._clock())
+            builds.append(_row_builder(_event_fields(event), stamp, event.kind))
+        try:
+            rows = self.store.append_many(builds)  # type: ignore[attr-defined]
+        except AuditStoreError as exc:
+            raise AuditUnavailable("audit_write", str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+            raise AuditUnavailable("audit_write", f"{type(exc).__name__}: {exc}") from exc
+        self._checkpoints_for(rows)
+
+    def _checkpoints_for(self, rows: Sequence[Row]) -> None:
+        """Sign the checkpoints a batch of new rows makes due (every N entries, or by time)."""
+        if self.signer is None or not rows:
+            return
+        due = [r for r in rows if self.checkpoint_every and r.seq % self.checkpoint_every == 0]
+        for row in due:
+            self._sign_checkpoint(row.seq, row.hash)
+        if not due and self._checkpoint_due(rows[-1].seq):
+            self._sign_checkpoint(rows[-1].seq, rows[-1].hash)
 
     def append(self, event: AuditEvent) -> AuditEntry | None:
         """Write one entry (chained to the previous one); raise AuditUnavailable on any failure.

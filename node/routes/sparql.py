@@ -6,22 +6,31 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pyoxigraph as ox
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node import federation
-from node.auth import authenticate
+from node.auth import Caller, caller_from_header
+from node.evidence import HEADER as EVIDENCE_HEADER
 from node.evidence import evidence_from
 from node.negotiation import RDF_TYPES, RESULTS_TYPES, choose, content_type, serialise_triples
 from node.runtime import Runtime
-from node.sparql_results import QueryTimeout, collect_triples, read_solutions, write, write_boolean
-from trust.audit import AuditEvent
-from trust.delegation import DSGO_QUERY
-from trust.errors import TrustError
+from node.sparql_results import (
+    QueryTimeout,
+    collect_triples,
+    read_solutions,
+    serialise_solutions,
+    write,
+    write_boolean,
+)
+from node.sparql_text import limit_select
+from trust.audit import AuditEvent, decision_event
+from trust.delegation import DSGO_QUERY, Decision
+from trust.errors import InvalidToken, TrustError
 
 MAX_QUERY_BYTES = 256 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -52,21 +61,38 @@ class Answer:
 
 def sparql_routes(rt: Runtime) -> list[Route]:
     """GET and POST /sparql; updates are refused (data changes through loads and connectors)."""
+    return [Route("/sparql", SparqlEndpoint(rt), methods=["GET", "POST"])]
 
-    async def sparql(request: Request) -> Response:
-        caller = authenticate(request, rt.layer)
-        req = await _parse(request)
-        evidence = evidence_from(request, rt, caller.party_id)
-        accept = request.headers.get("accept")
-        fmt = request.query_params.get("format")
+
+class SparqlEndpoint:
+    """/sparql as a plain ASGI app (no Request object or per-route wrapper: errors propagate to
+    the app's exception handlers); the query runs in the query pool, audited there."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        rt = self.rt
+        headers = _headers(scope)
+        authorization = headers.get("authorization")
+        if authorization is None:
+            raise InvalidToken("token_missing", "Authorization: Bearer token required")
+        caller = caller_from_header(authorization, rt.layer)
+        params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        body = await _read_body(receive) if scope["method"] == "POST" else None
+        req = _parse(params, headers.get("content-type", ""), body)
+        evidence = evidence_from(headers.get(EVIDENCE_HEADER), rt, caller.party_id)
+        fmt = next((v for k, v in params if k == "format"), None)
         timeout = rt.settings.query_timeout
         deadline = time.monotonic() + timeout
-        future = rt.queries.submit(_run, rt, caller.party_id, req, accept, fmt, deadline, evidence)
+        future = rt.queries.submit(
+            _answer, rt, caller, req, headers.get("accept"), fmt, deadline, evidence
+        )
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
         except (TimeoutError, QueryTimeout):
             future.cancel()
-            return JSONResponse(
+            response: Response = JSONResponse(
                 {
                     "error": "query_timeout",
                     "error_description": f"query cancelled after the configured timeout of {timeout:g} s",
@@ -74,24 +100,79 @@ def sparql_routes(rt: Runtime) -> list[Route]:
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
-        rt.record(
-            AuditEvent(
-                kind="query",
-                party=caller.party_id,
-                target="sparql",
-                action="dsgo:query",
-                token_jti=caller.jti,
-                query_hash=hashlib.sha256(req.query.encode()).hexdigest(),
-                datasets=touched_datasets(rt, caller.party_id),
-                result_size=answer.size,
-            )
-        )
-        headers = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"}
-        if answer.truncated:
-            headers["DSGO-Result-Truncated"] = f"max_results={rt.settings.max_results}"
-        return Response(answer.body, media_type=content_type(answer.media), headers=headers)
+        else:
+            extra = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"}
+            if answer.truncated:
+                extra["DSGO-Result-Truncated"] = f"max_results={rt.settings.max_results}"
+            response = Response(answer.body, media_type=content_type(answer.media), headers=extra)
+        await response(scope, receive, send)
 
-    return [Route("/sparql", sparql, methods=["GET", "POST"])]
+
+def _headers(scope: dict) -> dict[str, str]:
+    """The request headers this endpoint reads (the first of each), in one pass."""
+    found: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = _READ.get(name)
+        if key is not None and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
+
+
+_READ = {
+    name.encode(): name for name in ("authorization", "accept", "content-type", EVIDENCE_HEADER)
+}
+
+
+async def _read_body(receive: Any) -> bytes:
+    """The request body; 413 as soon as it grows over MAX_QUERY_BYTES (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ProtocolError("the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_QUERY_BYTES:
+            raise ProtocolError(f"request body over {MAX_QUERY_BYTES} bytes", 413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _answer(
+    rt: Runtime,
+    caller: Caller,
+    req: SparqlRequest,
+    accept: str | None,
+    fmt: str | None,
+    deadline: float,
+    evidence: list | tuple,
+) -> Answer:
+    """The query thread's whole job: run, then audit the decision and the query in one write.
+
+    Fails closed: if the audit write fails, the answer is not given. A query that fails or runs
+    out of time still has its policy decision recorded.
+    """
+    decisions: list[Decision] = []
+    try:
+        answer = _run(rt, caller.party_id, req, accept, fmt, deadline, evidence, decisions)
+    except BaseException:
+        if decisions:
+            rt.audit.append_all([decision_event(d) for d in decisions])
+        raise
+    query = AuditEvent(
+        kind="query",
+        party=caller.party_id,
+        target="sparql",
+        action=DSGO_QUERY,
+        token_jti=caller.jti,
+        query_hash=hashlib.sha256(req.query.encode()).hexdigest(),
+        datasets=touched_datasets(rt, caller.party_id),
+        result_size=answer.size,
+    )
+    rt.audit.append_all([*(decision_event(d) for d in decisions), query])
+    return answer
 
 
 def _run(
@@ -102,10 +183,20 @@ def _run(
     fmt: str | None,
     deadline: float,
     evidence: list | tuple = (),
+    decisions: list[Decision] | None = None,
 ) -> Answer:
-    """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline."""
-    result = evaluate(rt, caller, _with_protocol_dataset(req), evidence)
+    """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline.
+
+    A local SELECT gets a LIMIT of one row over the cap, so pyoxigraph's own writer can write it.
+    """
     cap = rt.settings.max_results
+    query = _with_protocol_dataset(req)
+    limited = None if federation.has_service(query) else limit_select(query, cap + 1)
+    result = evaluate(rt, caller, limited or query, evidence, decisions=decisions)
+    if limited is not None and isinstance(result, ox.QuerySolutions):
+        media = choose(accept, RESULTS_TYPES, fmt)
+        body, rows, truncated = serialise_solutions(result, media, cap, deadline)
+        return Answer(body, media, rows, truncated)
     if isinstance(result, ox.QueryBoolean) or isinstance(result, bool):
         media = choose(accept, RESULTS_TYPES, fmt)
         return Answer(write_boolean(bool(result), media), media, 1, False)
@@ -124,17 +215,24 @@ def evaluate(
     query: str,
     evidence: list | tuple = (),
     for_datasets: tuple[str, ...] = (),
+    decisions: list[Decision] | None = None,
 ):
     """Run a query for `caller`: policy-scoped locally, SERVICE parts at the remote nodes.
 
     Remote parts are asked by this node with its own token; each remote node enforces its own
     policies for this node's party. Nothing fetched is written to the store. `for_datasets`
     names the datasets the answer is computed for (a derivation), recorded with each remote call.
+    With `decisions`, policy decisions are collected there for the caller to audit.
     """
 
     def local(text: str):
         return rt.enforcer.query(
-            rt.store, caller, text, data_version=rt.store.version(), evidence=evidence
+            rt.store,
+            caller,
+            text,
+            data_version=rt.store.version(),
+            evidence=evidence,
+            decisions=decisions,
         )
 
     if not federation.has_service(query):
@@ -209,14 +307,11 @@ def touched_datasets(rt: Runtime, caller: str) -> tuple[str, ...]:
     return tuple(g[len(prefix) :] for g in readable if g.startswith(prefix))
 
 
-async def _parse(request: Request) -> SparqlRequest:
-    """Read the query and dataset parameters from GET, form POST or direct POST."""
-    params = parse_qsl(request.url.query, keep_blank_values=True)
-    if request.method == "POST":
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await request.body()
-        if len(body) > MAX_QUERY_BYTES:
-            raise ProtocolError(f"request body over {MAX_QUERY_BYTES} bytes", 413)
+def _parse(params: list[tuple[str, str]], ctype: str, body: bytes | None) -> SparqlRequest:
+    """The query and dataset parameters from the URL, a form body or a direct query body."""
+    params = list(params)
+    if body is not None:  # POST
+        ctype = ctype.split(";")[0].strip().lower()
         if ctype == "application/sparql-update":
             raise ProtocolError("SPARQL update is not allowed: this endpoint is read-only", 403)
         if ctype == FORM:
