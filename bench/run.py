@@ -88,10 +88,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     for name, row in node.get("sparql", {}).items():
         ratio = row.get("ratio_http_over_inprocess")
+        overhead = f"HTTP adds {row.get('http_overhead_ms')} ms per query"
         if row.get("target_applies"):
-            add(f"SPARQL {name}: HTTP / in-process latency", ratio, 1.3, False)
+            add(f"SPARQL {name}: HTTP / in-process latency", ratio, 1.3, False, overhead)
         else:
-            note = f"in-process {row.get('inprocess_median_ms')} ms < 10 ms; ratio {ratio} (info)"
+            note = (
+                f"in-process {row.get('inprocess_median_ms')} ms < 10 ms; ratio {ratio} (info); "
+                + overhead
+            )
             add(f"SPARQL {name}: HTTP / in-process latency", None, 1.3, False, note)
     audit = node.get("audit_http", {})
     add("protected GET, audit SQLite / no-op (HTTP)", audit.get("ratio"), 0.8, True)
