@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from trust.errors import InvalidRequest, InvalidToken, TrustError
+from trust.errors import InvalidRequest, InvalidToken, MethodNotAllowed, TrustError
 from trust.layer import TrustLayer
 
 
@@ -55,7 +56,29 @@ def error_response(exc: TrustError) -> JSONResponse:
         )
     elif exc.status == 403:
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+    elif isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = exc.allow
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+
+def guarded(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """TrustErrors become their JSON error responses, ValueError from bad parameters a 400.
+
+    For route lists that also run outside the node app (and its exception handlers).
+    """
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except TrustError as exc:
+            return error_response(exc)
+        except ValueError as exc:
+            return error_response(InvalidRequest("invalid_parameter", str(exc)[:200]))
+
+    wrapper.__name__ = endpoint.__name__
+    return wrapper
 
 
 def _quote(text: str) -> str:

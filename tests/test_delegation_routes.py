@@ -242,6 +242,11 @@ def test_explain_shows_only_the_callers_policies(node) -> None:
     ).json()
     assert other_view["decision"] == "Permit" and mine not in str(other_view)
     assert client.get("/delegation/explain", params={"dataset": "ifc"}).status_code == 401
+    bad = client.get(
+        "/delegation/explain", params={"resource": "not an iri <>"}, headers=bearer(ABC)
+    )
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
+    assert "Invalid IRI" in bad.json()["error_description"]
 
 
 def test_revocation_applies_to_the_next_delegation_request(node) -> None:

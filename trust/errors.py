@@ -89,6 +89,7 @@ class MethodNotAllowed(TrustError):
 
     status = 405
     error = "invalid_request"
+    allow = "POST"  # the methods the endpoint takes (the only one refusing others is the token endpoint)
 
 
 class NotFound(TrustError):

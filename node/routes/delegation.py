@@ -6,7 +6,7 @@ explanation, which only ever shows policies that apply to that caller.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.auth import Caller, error_response
+from node.auth import Caller, guarded
 from node.auth import authenticate as bearer_authenticate
 from node.enforcement import RDF_TYPE, Enforcer, QueryStore
 from trust.authorization_register import AuthorizationRegister
@@ -126,12 +126,12 @@ def delegation_routes(
         return caller
 
     return [
-        Route("/delegation", _guarded(delegation), methods=["POST"]),
-        Route("/delegation/explain", _guarded(explain), methods=["GET"]),
-        Route("/delegation/policies", _guarded(list_policies), methods=["GET"]),
-        Route("/delegation/policies", _guarded(create_policy), methods=["POST"]),
-        Route("/delegation/policies/{policy_id}", _guarded(get_policy), methods=["GET"]),
-        Route("/delegation/policies/{policy_id}", _guarded(revoke_policy), methods=["DELETE"]),
+        Route("/delegation", guarded(delegation), methods=["POST"]),
+        Route("/delegation/explain", guarded(explain), methods=["GET"]),
+        Route("/delegation/policies", guarded(list_policies), methods=["GET"]),
+        Route("/delegation/policies", guarded(create_policy), methods=["POST"]),
+        Route("/delegation/policies/{policy_id}", guarded(get_policy), methods=["GET"]),
+        Route("/delegation/policies/{policy_id}", guarded(revoke_policy), methods=["DELETE"]),
     ]
 
 
@@ -184,19 +184,3 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidRequest("json", "body must be a JSON object")
     return data
-
-
-def _guarded(
-    endpoint: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """TrustErrors become their JSON error responses; ValueError from bad IRIs becomes 400."""
-
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except TrustError as exc:
-            return error_response(exc)
-        except ValueError as exc:
-            return error_response(InvalidRequest("invalid_parameter", str(exc)[:200]))
-
-    return wrapper

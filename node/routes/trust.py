@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.auth import authenticate, error_response, optional_caller
+from node.auth import authenticate, guarded, optional_caller
 from trust.errors import InvalidRequest, MethodNotAllowed, TrustError
 from trust.layer import TrustLayer
 
@@ -73,31 +73,13 @@ def trust_routes(layer: TrustLayer, on_token: TokenHook | None = None) -> list[R
         return JSONResponse(body, headers=_NO_STORE)
 
     routes = [
-        Route("/connect/token", _guarded(token), methods=["GET", "POST"]),
-        Route("/capabilities", _guarded(capabilities), methods=["GET"]),
+        Route("/connect/token", guarded(token), methods=["GET", "POST"]),
+        Route("/capabilities", guarded(capabilities), methods=["GET"]),
     ]
     if layer.registry is not None:
         routes += [
-            Route("/parties", _guarded(parties), methods=["GET"]),
-            Route("/parties/{party_id:path}", _guarded(party), methods=["GET"]),
-            Route("/trusted_list", _guarded(trusted_list), methods=["GET"]),
+            Route("/parties", guarded(parties), methods=["GET"]),
+            Route("/parties/{party_id:path}", guarded(party), methods=["GET"]),
+            Route("/trusted_list", guarded(trusted_list), methods=["GET"]),
         ]
     return routes
-
-
-def _guarded(
-    endpoint: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """Turn TrustErrors into their JSON responses (never a 5xx for bad input)."""
-
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except TrustError as exc:
-            response = error_response(exc)
-            if isinstance(exc, MethodNotAllowed):
-                response.headers["Allow"] = "POST"
-            return response
-
-    wrapper.__name__ = endpoint.__name__
-    return wrapper
