@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 from connectors.base import ConnectorResult
 from connectors.errors import ConnectorError
 from connectors.provenance import file_sha256
+from connectors.state_file import write_json_atomically
 
 
 @dataclass(frozen=True)
@@ -103,15 +102,4 @@ def _load_state(path: Path) -> dict[str, str]:
 
 
 def _save_state(path: Path, state: dict[str, str]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"checksums": dict(sorted(state.items()))}, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomically(path, {"checksums": dict(sorted(state.items()))})

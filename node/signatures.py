@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from urllib.parse import urljoin
 import httpx
 import pyoxigraph as ox
 
+from connectors.state_file import write_json_atomically
 from node.iri import check_dataset_name, dataset_iri
 from node.store import Store, StoreError, UnknownDataset
 from trust.client import TrustClient
@@ -132,7 +131,7 @@ def sign_stored_dataset(
             signed_at=when.isoformat(),
             triples=len(triples),
         )
-        _write_atomically(signature_path(data_dir, name), asdict(signed))
+        write_json_atomically(signature_path(data_dir, name), asdict(signed), indent=2)
         return signed
     raise SigningRace(f"dataset {name!r} kept changing while it was signed; try again")
 
@@ -295,20 +294,6 @@ def _reason(resp: httpx.Response) -> str:
         return str(body.get("error_description") or body.get("error") or resp.reason_phrase)
     except ValueError:
         return resp.text[:300] or resp.reason_phrase
-
-
-def _write_atomically(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(content, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = [
