@@ -79,6 +79,27 @@ def init_node(
     return directory / "node.toml"
 
 
+def init_owner_and_guest(root: Path, owner: str, guest: str, port: int) -> tuple[Path, Path]:
+    """Two parties: `owner`'s node on `port` (also the registry, not started) and `guest`,
+    registered there with a certificate from the owner's development CA. Their node.toml paths.
+    """
+    owner_config = init_node(root / "owner", owner, "Owner", port)
+    guest_config = init_node(
+        root / "guest",
+        guest,
+        "Guest",
+        free_port(),
+        ca=root / "owner" / "keys" / "dev-ca",
+        registry_url=f"http://127.0.0.1:{port}",
+        registry_id=owner,
+    )
+    dsgo(
+        *("registry", "add", "--config", owner_config, "--party-id", guest, "--name", "Guest"),
+        *("--cert", guest_config.parent / "keys" / "node.cert.pem"),
+    )
+    return owner_config, guest_config
+
+
 def edit_config(config: Path, changes: dict[str, dict[str, Any]]) -> None:
     """Set `changes[section][key] = value` in a node.toml (a value of None removes the key)."""
     raw = tomllib.loads(config.read_text(encoding="utf-8"))

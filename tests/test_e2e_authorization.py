@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import rdflib
-from nodeproc import ProcessGroup, dsgo, edit_config, free_port, init_node, token_for
+from nodeproc import ProcessGroup, dsgo, edit_config, free_port, init_owner_and_guest, token_for
 from rdflib.namespace import RDFS
 
 BUILDER = "EU.EORI.NL000000101"
@@ -58,21 +58,8 @@ class World:
 def world(module_procs: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("authz")
     port = free_port()
-    builder = init_node(root / "builder", BUILDER, "Builder", port)
+    builder, renovator = init_owner_and_guest(root, BUILDER, RENOVATOR, port)
     base = f"http://127.0.0.1:{port}"
-    renovator = init_node(
-        root / "renovator",
-        RENOVATOR,
-        "Renovator",
-        free_port(),
-        ca=root / "builder" / "keys" / "dev-ca",
-        registry_url=base,
-        registry_id=BUILDER,
-    )
-    dsgo(
-        *("registry", "add", "--config", builder, "--party-id", RENOVATOR, "--name", "Renovator"),
-        *("--cert", renovator.parent / "keys" / "node.cert.pem"),
-    )
     for name, text in (("bim", BIM), ("bag", BAG)):
         path = root / f"{name}.ttl"
         path.write_text(text)

@@ -14,7 +14,7 @@ import httpx
 import pyoxigraph as ox
 import pytest
 import rdflib
-from nodeproc import ProcessGroup, dsgo, free_port, init_node, token_for
+from nodeproc import ProcessGroup, dsgo, free_port, init_owner_and_guest, token_for
 from rdflib.compare import isomorphic
 
 BUILDER = "EU.EORI.NL000000101"
@@ -55,21 +55,8 @@ class World:
 def world(module_procs: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("datasets")
     port = free_port()
-    builder = init_node(root / "builder", BUILDER, "Builder", port)
+    builder, renovator = init_owner_and_guest(root, BUILDER, RENOVATOR, port)
     base = f"http://127.0.0.1:{port}"
-    renovator = init_node(
-        root / "renovator",
-        RENOVATOR,
-        "Renovator",
-        free_port(),
-        ca=root / "builder" / "keys" / "dev-ca",
-        registry_url=base,
-        registry_id=BUILDER,
-    )
-    dsgo(
-        *("registry", "add", "--config", builder, "--party-id", RENOVATOR, "--name", "Renovator"),
-        *("--cert", renovator.parent / "keys" / "node.cert.pem"),
-    )
     big = "".join(
         f'<{base}/id/reading/{i}> <https://example.org/def#value> "{i}" .\n'
         for i in range(BIG_TRIPLES)
@@ -81,7 +68,7 @@ def world(module_procs: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) 
     # Signed while the node is stopped: `dsgo sign` opens the store directly.
     out = dsgo("sign", "--dataset", "bim", "--config", builder)
     assert "signed dataset bim: 7 triples" in out.stdout
-    assert (root / "builder" / "data" / "signatures" / "bim.json").is_file()
+    assert (builder.parent / "data" / "signatures" / "bim.json").is_file()
     module_procs.serve(builder, port, name="builder", env={"DSGO_STORE_MAX_RESULTS": "10000"})
     yield World(builder, renovator, base, root)
 
