@@ -423,6 +423,27 @@ def test_sparql_update_is_403_and_changes_nothing(node: Node) -> None:
     assert check.json()["boolean"] is False
 
 
+def test_sparql_oversized_body_413(node: Node) -> None:
+    """Refused as soon as the body passes 256 KB; the node goes on answering."""
+    big = b"ASK { ?s ?p ?o } #" + b"x" * (256 * 1024)
+    resp = node.http.post(
+        "/sparql",
+        content=big,
+        headers=node.auth(**{"Content-Type": "application/sparql-query"}),
+    )
+    assert resp.status_code == 413
+    assert "over 262144 bytes" in resp.json()["error_description"]
+    assert node.sparql("ASK { ?s ?p ?o }").json()["boolean"] is True
+
+
+def test_sparql_non_bearer_authorization_400(node: Node) -> None:
+    resp = node.http.get(
+        "/sparql", params={"query": "ASK {}"}, headers={"Authorization": "Basic dXNlcjpwdw=="}
+    )
+    assert resp.status_code == 400
+    assert "Bearer" in resp.json()["error_description"]
+
+
 def test_sparql_wrong_content_type_415(node: Node) -> None:
     resp = node.http.post(
         "/sparql", content=b"ASK {}", headers=node.auth(**{"Content-Type": "text/plain"})
