@@ -396,15 +396,8 @@ class OxigraphStore:
     def _switch(self, name: str, graph: str, physical: str, count: int) -> None:
         """Point the dataset at `physical` (one transaction) and mark the old version for removal."""
         old = self._to_physical.get(graph)
-        garbage = (
-            f"<{old}> <urn:dsgo:garbage> true ." if old is not None and old != physical else ""
-        )
-        self._store.update(
-            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
-            f'INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "{name}" ; '
-            f"<urn:dsgo:triples> {count} ; <{DCT}modified> {_now_literal()} ; "
-            f"<urn:dsgo:physical> <{physical}> . {garbage} }} }}"
-        )
+        garbage = old if old is not None and old != physical else None
+        self._store.update(_meta_update(graph, name, count, physical=physical, garbage=garbage))
         # Swap the maps as whole objects: readers holding the old ones keep a consistent view.
         to_physical = dict(self._to_physical)
         to_stable = {p: g for p, g in self._to_stable.items() if p != old}
@@ -572,12 +565,7 @@ class SparqlProtocolStore:
                 headers={"Content-Type": "application/n-triples"},
             )
             _check(resp, "graph store PUT")
-            now = _now_literal()
-            self._update(
-                f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
-                f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "
-                f'"{name}" ; <urn:dsgo:triples> {count} ; <{DCT}modified> {now} }} }}'
-            )
+            self._update(_meta_update(graph, name, count))
             self._version += 1
         return DatasetInfo(name, graph, count, datetime.now(UTC))
 
@@ -721,12 +709,18 @@ def _append_update(graph: str, triples: list[ox.Triple]) -> str:
     return f"INSERT DATA {{ GRAPH <{graph}> {{ {body} }} }}"
 
 
-def _meta_update(graph: str, name: str, count: int) -> str:
-    now = _now_literal()
+def _meta_update(
+    graph: str, name: str, count: int, *, physical: str | None = None, garbage: str | None = None
+) -> str:
+    """Replace a dataset's record in the meta graph (with its current version's graph, and a
+    replaced version to remove, for the embedded store)."""
+    pointer = f" ; <urn:dsgo:physical> <{physical}>" if physical else ""
+    marker = f" <{garbage}> <urn:dsgo:garbage> true ." if garbage else ""
     return (
         f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> ?p ?o }} }} ; "
         f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{DCT}identifier> "
-        f'"{name}" ; <urn:dsgo:triples> {count} ; <{DCT}modified> {now} }} }}'
+        f'"{name}" ; <urn:dsgo:triples> {count} ; <{DCT}modified> {_now_literal()}{pointer} .'
+        f"{marker} }} }}"
     )
 
 
