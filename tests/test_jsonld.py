@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyld import jsonld as pyld
 
+from bench.bench_jsonld import pyld_dataset
 from node.jsonld import Context, compact, load_context
 
 CTX = load_context()
@@ -78,7 +79,7 @@ def ours(triples: list[ox.Triple]) -> dict:
 
 def theirs(triples: list[ox.Triple]) -> dict:
     """pyld's compaction of the same triples (from_rdf with default options, then compact)."""
-    expanded = pyld.from_rdf({"@default": [_to_pyld_triple(t) for t in triples]})
+    expanded = pyld.from_rdf(pyld_dataset(triples))
     return pyld.compact(expanded, CTX.document)
 
 
@@ -112,25 +113,6 @@ def normal(value: object) -> object:
     if isinstance(value, list):
         return sorted((normal(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
     return value
-
-
-def _to_pyld_triple(triple: ox.Triple) -> dict:
-    return {
-        "subject": _to_pyld_term(triple.subject),
-        "predicate": _to_pyld_term(triple.predicate),
-        "object": _to_pyld_term(triple.object),
-    }
-
-
-def _to_pyld_term(term: object) -> dict:
-    if isinstance(term, ox.NamedNode):
-        return {"type": "IRI", "value": term.value}
-    if isinstance(term, ox.BlankNode):
-        return {"type": "blank node", "value": "_:" + term.value}
-    out = {"type": "literal", "value": term.value, "datatype": term.datatype.value}
-    if term.language:
-        out["language"] = term.language
-    return out
 
 
 def _from_pyld_triple(triple: dict) -> ox.Triple:
@@ -225,9 +207,7 @@ def test_shortest_curie_wins_with_overlapping_prefixes() -> None:
     ctx = Context.from_document({"@context": {"long": EX, "b": EX + "a/b/", "ab": EX + "a/"}})
     triples = parse(f"<{EX}a/b/c> <{EX}p> <{EX}a/x> .")
     doc = orjson.loads(compact(triples, ctx))
-    expected = pyld.compact(
-        pyld.from_rdf({"@default": [_to_pyld_triple(t) for t in triples]}), ctx.document
-    )
+    expected = pyld.compact(pyld.from_rdf(pyld_dataset(triples)), ctx.document)
     assert doc == expected
     assert doc["@id"] == "b:c"
 
