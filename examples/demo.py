@@ -142,6 +142,8 @@ def _setup(work: Path, registry: Party, builder: Party, renovator: Party, audito
             party.name,
             "--cert",
             str(party.directory / "keys" / "node.cert.pem"),
+            "--capability-url",
+            f"http://127.0.0.1:{party.port}/capabilities",
         )
     _banner("Builder: the duplex IFC model and the BAG extract become linked data")
     _dsgo(

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from node.auth import error_response
 from node.config import Settings
 from node.enforcement import AccessDenied
+from node.errors import NodeError, ProtocolError
 from node.federation import FederationError
 from node.iri import InvalidName
 from node.negotiation import NotAcceptable
@@ -28,9 +29,10 @@ from node.routes.datasets import dataset_routes
 from node.routes.delegation import delegation_routes
 from node.routes.follow import follow_routes
 from node.routes.resources import resource_routes
-from node.routes.sparql import ProtocolError, sparql_routes
+from node.routes.sparql import sparql_routes
 from node.routes.trust import trust_routes
 from node.runtime import Runtime, build_runtime
+from node.sparql_text import QueryTooComplex, SparqlSyntaxError
 from node.store import StoreError
 from node.sync import make_sync_runner
 from trust.audit import AuditEvent, AuditUnavailable
@@ -149,7 +151,22 @@ def _json_error(status: int, error: str, description: str, **extra: object) -> J
 
 async def _access_denied(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AccessDenied)
-    return _json_error(403, "access_denied", exc.description, explanation=exc.explanation)
+    extra = dict(exc.extra)
+    if exc.explanation:
+        extra["explanation"] = exc.explanation
+    return _json_error(403, exc.error, exc.description, **extra)
+
+
+async def _node_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NodeError)
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=exc.headers or None)
+
+
+async def _syntax_error(request: Request, exc: Exception) -> Response:
+    extra = {}
+    if isinstance(exc, QueryTooComplex):
+        extra = {"limit": exc.limit, "setting": exc.limit_key}
+    return _json_error(400, "invalid_query", str(exc), **extra)
 
 
 async def _trust_error(request: Request, exc: Exception) -> Response:
@@ -198,6 +215,8 @@ _HANDLERS = {
     NotAcceptable: _not_acceptable,
     StoreError: _store_error,
     InvalidName: _protocol_error,
-    ProtocolError: _protocol_error,
+    ProtocolError: _node_error,
+    NodeError: _node_error,
+    SparqlSyntaxError: _syntax_error,
     FederationError: _federation_error,
 }

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from node.enforcement import Caller
 from trust.errors import InvalidRequest, InvalidToken, MethodNotAllowed, TrustError
 from trust.layer import TrustLayer
 
-
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated caller: party id, token jti and granted scope."""
-
-    party_id: str
-    jti: str
-    scope: str
+__all__ = ["Caller", "authenticate", "caller_from_header", "error_response", "optional_caller"]
 
 
 def authenticate(request: Request, layer: TrustLayer) -> Caller:

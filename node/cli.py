@@ -549,7 +549,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from node.signatures import verify_remote_dataset
 
     settings = _settings(args)
-    result = verify_remote_dataset(_self_client(settings), args.dataset_iri)
+    peers = _peers(settings)
+    result = verify_remote_dataset(_self_client(settings), args.dataset_iri, peers.resolve)
     print(f"OK {result.party} signed {result.iri} ({result.triples} triples)")
     return 0
 
@@ -564,10 +565,11 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    from node.links import fetch_resource
+    from node.outbound import fetch_resource
 
     settings = _settings(args)
-    remote = fetch_resource(_self_client(settings), args.iri, accept=args.accept)
+    peer = _peers(settings).resolve(args.iri)
+    remote = fetch_resource(_self_client(settings), peer, args.iri, accept=args.accept, timeout=60)
     sys.stdout.write(remote.body.decode("utf-8", errors="replace"))
     if not remote.body.endswith(b"\n"):
         sys.stdout.write("\n")
@@ -758,10 +760,9 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_trace(args: argparse.Namespace) -> int:
-    from node.links import owning_node
-
     settings = _settings(args)
     client = _self_client(settings)
+    peers = _peers(settings)
     hops: list[dict[str, Any]] = []
     todo = [(args.iri, 0)]
     seen: set[str] = set()
@@ -770,8 +771,12 @@ def cmd_audit_trace(args: argparse.Namespace) -> int:
         if iri in seen or depth > args.depth:
             continue
         seen.add(iri)
-        node = owning_node(iri)
-        hop = _json_or_fail(client.request("GET", node, "/audit/trace", params={"iri": iri}))
+        peer = peers.resolve(iri)  # only nodes the registry vouches for are asked
+        hop = _json_or_fail(
+            client.request(
+                "GET", peer.base_url, "/audit/trace", party_id=peer.party_id, params={"iri": iri}
+            )
+        )
         hop["depth"] = depth
         hops.append(hop)
         for ds in hop.get("datasets", []):
@@ -838,11 +843,29 @@ def cmd_audit_tail(args: argparse.Namespace) -> int:
 
 
 def _self_client(settings: Settings):
-    """A trust client acting as this node's party (for the admin API and outgoing calls)."""
+    """A trust client acting as this node's party (for the admin API and outgoing calls).
+
+    The party a URL belongs to is taken from the registry, never from what the URL serves.
+    """
     from node.runtime import load_identity, trusted_fingerprints
     from trust.client import TrustClient
 
-    return TrustClient(load_identity(settings), trusted_fingerprints(settings), timeout=60.0)
+    peers = _peers(settings)
+    return TrustClient(
+        load_identity(settings),
+        trusted_fingerprints(settings),
+        timeout=60.0,
+        resolve_party=lambda base: peers.resolve(base).party_id,
+    )
+
+
+def _peers(settings: Settings):
+    """Outbound URL -> the registered party it belongs to (registry records, federation config)."""
+    from node.runtime import build_directory, build_peers, load_identity, trusted_fingerprints
+
+    identity = load_identity(settings)
+    directory, _ = build_directory(settings, identity, trusted_fingerprints(settings))
+    return build_peers(settings, directory)
 
 
 def _with_store(

@@ -33,6 +33,16 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class QueryLimits:
+    """Checked before the engine sees a caller's query text (config section [query])."""
+
+    max_length: int = 262_144  # query.max_length: characters
+    max_depth: int = 64  # query.max_depth: nesting of { ( [
+    max_operators: int = 512  # query.max_operators: OPTIONAL/MINUS/UNION, path and operators
+    max_services: int = 8  # query.max_services: SERVICE clauses
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a node needs to start; paths are absolute after loading."""
 
@@ -67,6 +77,13 @@ class Settings:
     audit_dsn: str | None
     log_requests: bool
     advertise: tuple[str, ...] = ()
+    limits: QueryLimits = field(default_factory=lambda: QueryLimits())
+    federation_endpoints: dict[str, str] = field(default_factory=dict)  # base URL -> party id
+    authorisation_registers: tuple[str, ...] = ()
+    audit_checkpoint_every: int = 100
+    audit_checkpoint_seconds: float = 1.0
+    audit_witness_url: str | None = None
+    audit_witness_party_id: str | None = None
 
     @property
     def store_dir(self) -> Path:
@@ -109,7 +126,19 @@ def _apply_environment(raw: dict[str, Any], env: os._Environ[str] | dict[str, st
         raw.setdefault(section, {})[key] = _scalar(value)
 
 
-_SECTIONS = {"node", "server", "store", "identity", "trust", "sync", "audit", "log", "catalog"}
+_SECTIONS = {
+    "node",
+    "server",
+    "store",
+    "identity",
+    "trust",
+    "sync",
+    "audit",
+    "log",
+    "catalog",
+    "query",
+    "federation",
+}
 
 
 def _scalar(value: str) -> Any:
@@ -130,6 +159,8 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     audit = _section(raw, "audit")
     log = _section(raw, "log")
     catalog = _section(raw, "catalog")
+    query = _section(raw, "query")
+    federation = _section(raw, "federation")
 
     base_iri = _require_str(node, "node.base_iri").rstrip("/")
     parts = urlsplit(base_iri)
@@ -192,6 +223,26 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
             )
         )
 
+    endpoints = federation.get("allowed_endpoints", {})
+    if not isinstance(endpoints, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and PARTY_ID.match(v)
+        for k, v in endpoints.items()
+    ):
+        raise ConfigError(
+            "federation.allowed_endpoints: must be a table of node base URL = party id, e.g. "
+            '{ "https://node.example" = "EU.EORI.NL000000001" }'
+        )
+    for url in endpoints:
+        if urlsplit(url).scheme not in ("http", "https") or "@" in url:
+            raise ConfigError(f"federation.allowed_endpoints: {url!r} is not an http(s) URL")
+    registers = _list(trust, "trust.authorisation_registers", [])
+    if bad := [r for r in registers if not PARTY_ID.match(r)]:
+        raise ConfigError(f"trust.authorisation_registers: not party ids: {bad}")
+    witness_url = audit.get("witness_url") or None
+    witness_party = audit.get("witness_party_id") or None
+    if (witness_url is None) != (witness_party is None):
+        raise ConfigError("audit.witness_url and audit.witness_party_id go together")
+
     passphrase = os.environ.get("DSGO_KEY_PASSPHRASE") or identity.get("passphrase")
     return Settings(
         config_path=config_path,
@@ -225,6 +276,18 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         audit_dsn=audit.get("dsn"),
         log_requests=bool(log.get("requests", True)),
         advertise=tuple(_list(catalog, "catalog.advertise", [])),
+        limits=QueryLimits(
+            max_length=_int(query, "query.max_length", 262_144, 16, 16 * 1024 * 1024),
+            max_depth=_int(query, "query.max_depth", 64, 2, 256),
+            max_operators=_int(query, "query.max_operators", 512, 8, 4096),
+            max_services=_int(query, "query.max_services", 8, 0, 64),
+        ),
+        federation_endpoints=dict(endpoints),
+        authorisation_registers=tuple(registers),
+        audit_checkpoint_every=_int(audit, "audit.checkpoint_every", 100, 1, 1_000_000),
+        audit_checkpoint_seconds=_float(audit, "audit.checkpoint_seconds", 1.0),
+        audit_witness_url=witness_url,
+        audit_witness_party_id=witness_party,
     )
 
 

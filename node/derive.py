@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pyoxigraph as ox
 
 from connectors.base import ProvRecord
-from node.links import RemoteFetchError, fetch_resource
+from node.enforcement import AccessDenied, Caller
+from node.outbound import RemoteFetchError, fetch_resource
 from node.provenance import derived_from, version_triples
 from node.runtime import Runtime
 from node.store import LoadError
@@ -23,10 +24,10 @@ MAX_REMOTE_VERSIONS = 200
 
 def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
     """Run `query` as the node's own party, store its triples as `dataset`, record provenance."""
-    from node.routes.sparql import evaluate
+    from node.service.query import evaluate
 
     started = datetime.now(UTC)
-    result = evaluate(rt, rt.settings.party_id, query, for_datasets=(dataset,))
+    result = evaluate(rt, Caller.node(rt.settings.party_id), query, for_datasets=(dataset,))
     if isinstance(result, bool | ox.QueryBoolean) or hasattr(result, "variables"):
         raise LoadError("<query>", None, "a derived dataset needs a CONSTRUCT or DESCRIBE query")
     triples = [t for t in result if isinstance(t, ox.Triple)]
@@ -76,10 +77,12 @@ def _remote_versions(rt: Runtime, triples: list[ox.Triple]) -> list[tuple[str, s
                 remote.append(term.value)
     client = rt.layer.client()
     out: list[tuple[str, str | None]] = []
+    me = Caller.node(rt.settings.party_id)
     for iri in remote[:MAX_REMOTE_VERSIONS]:
         try:
-            fetched = fetch_resource(client, iri, accept="application/n-triples")
-        except RemoteFetchError:
+            peer = rt.enforcer.outbound(me, iri)  # only registry-vouched nodes are asked
+            fetched = fetch_resource(client, peer, iri, accept="application/n-triples")
+        except (RemoteFetchError, AccessDenied):
             continue  # not a node's resource, or not readable: it is not an input we can vouch for
         out.append((iri, fetched.etag))
     return out

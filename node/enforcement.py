@@ -19,7 +19,9 @@ from urllib.parse import urljoin
 import pyoxigraph as ox
 
 from node.sparql_text import LANGTAG, STRING, VAR, tokenize
+from trust.audit import AuditEvent
 from trust.delegation import (
+    DSGO_FEDERATE,
     DSGO_QUERY,
     ISHARE_READ,
     WILDCARD,
@@ -31,13 +33,39 @@ from trust.delegation import (
     decide,
 )
 from trust.errors import TrustError
+from trust.peers import OutboundRefused, Peer, PeerResolver
 from trust.policy_store import PolicyStore
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _CACHE_SIZE = 64
 # The data owner (the node's own party) reads everything it serves; no policy is needed for that.
 OWNER_SCOPE = Scope(whole_datasets=frozenset({WILDCARD}), policy_ids=("owner",))
+OWNER_SCOPE_NONE = Scope()
 _SCOPE_CACHE_SIZE = 10_000
+
+
+# Actions the enforcement point decides besides reading (ISHARE_READ) and querying (DSGO_QUERY).
+READ_DATASET = "dsgo:readDataset"  # the whole dataset at once (GET /dataset/{name})
+READ_AUDIT = "dsgo:readAudit"  # the audit log and traces (a grant on the pseudo-dataset `audit`)
+ADMIN = "dsgo:admin"  # change data or policies, sign, follow links as the node: the owner only
+FEDERATE = DSGO_FEDERATE  # make this node call another node on the caller's behalf
+AUDIT_DATASET = "audit"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: the party (from a verified access token, or the node itself), the token's jti,
+    and the person acting for the party when the request comes from a login session."""
+
+    party_id: str
+    jti: str | None = None
+    scope: str = ""
+    person: str | None = None
+
+    @classmethod
+    def node(cls, party_id: str) -> Caller:
+        """The node acting as itself (CLI, scheduled sync, derive)."""
+        return cls(party_id, None, "", None)
 
 
 class AccessDenied(TrustError):
@@ -46,9 +74,50 @@ class AccessDenied(TrustError):
     status = 403
     error = "access_denied"
 
-    def __init__(self, description: str, explanation: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        description: str,
+        explanation: dict[str, Any] | None = None,
+        error: str | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__("policy", description)
         self.explanation = explanation or {}
+        if error is not None:
+            self.error = error
+        self.extra = extra
+
+
+class ServiceNotAllowed(AccessDenied):
+    """An outbound call the node does not make (unregistered endpoint, bad URL); HTTP 403."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(
+            f"SERVICE endpoint not allowed: {endpoint[:300]}: {reason}",
+            error="service_not_allowed",
+            endpoint=endpoint[:300],
+        )
+        self.endpoint = endpoint
+
+
+def decision_event(decision: Decision) -> AuditEvent:
+    """The audit entry of an enforcement decision: the only place permit/deny entries are made."""
+    detail: dict[str, Any] = {"effect": decision.effect, "reason": decision.reason}
+    detail.update((k, v) for k, v in decision.extra.items() if k != "datasets")
+    kind = "permit" if decision.effect == "Permit" else "deny"
+    action = decision.action
+    if decision.action == ADMIN and kind == "permit":  # an owner's change: the admin record
+        kind, action = "admin", str(decision.extra.get("operation", ADMIN))
+    return AuditEvent(
+        kind=kind,
+        party=decision.party,
+        target=decision.target,
+        action=action,
+        policy_ids=tuple(decision.policy_ids),
+        token_jti=decision.token_jti,
+        datasets=tuple(decision.extra.get("datasets", ())),
+        detail=detail,
+    )
 
 
 class QueryStore(Protocol):
@@ -274,7 +343,9 @@ class Enforcer:
         base_iri: str,
         on_decision: Callable[[Decision], None] | None = None,
         clock: Callable[[], float] = time.time,
+        peers: PeerResolver | None = None,
     ) -> None:
+        self.peers = peers
         self.policies = policies
         self.node_party_id = node_party_id
         self.base_iri = base_iri.rstrip("/")
@@ -286,6 +357,161 @@ class Enforcer:
         self._dataset_re = re.compile(
             re.escape(self.base_iri) + r"/dataset/[a-z0-9][a-z0-9_-]{0,62}"
         )
+
+    def is_owner(self, caller: Caller | str) -> bool:
+        return _party(caller) == self.node_party_id
+
+    def authorize(
+        self,
+        caller: Caller | str,
+        action: str,
+        target: str = "",
+        *,
+        evidence: Sequence[Policy] = (),
+        collect: list[Decision] | None = None,
+        audit: bool = True,
+        **extra: Any,
+    ) -> Scope:
+        """Decide `action` on `target` for `caller`; the scope on permit, AccessDenied on deny.
+
+        Every decision is audited here (or added to `collect` for the caller to write with its
+        own entries); `audit=False` skips the permit entry of a decision whose use is recorded
+        by its own entry (a federated call). Denies are always audited.
+        """
+        party = _party(caller)
+        if action == ADMIN:
+            if party != self.node_party_id:
+                self._deny(caller, action, target, OWNER_SCOPE_NONE, "owner only", collect, extra)
+                raise AccessDenied(
+                    "only the node's own party may do this", error="insufficient_scope"
+                )
+            if audit:
+                self._permit(caller, action, target, OWNER_SCOPE, "owner", collect, extra)
+            return OWNER_SCOPE
+        if action in (READ_DATASET, READ_AUDIT):
+            name = AUDIT_DATASET if action == READ_AUDIT else target
+            graph = self._dataset_iri(name)
+            scope = self.scope_for(party, ISHARE_READ, evidence)
+            if not scope.reaches_dataset(graph):
+                what = (
+                    "this node's audit log"
+                    if action == READ_AUDIT
+                    else f"the whole dataset {name!r}"
+                )
+                self._deny(
+                    caller, action, graph, scope, f"no policy lets you read {what}", collect, extra
+                )
+                raise AccessDenied(
+                    f"no policy lets you read {what}", self.explain(party, dataset=name)
+                )
+            if audit:
+                self._permit(
+                    caller,
+                    action,
+                    graph,
+                    scope,
+                    "whole dataset",
+                    collect,
+                    {**extra, "datasets": (graph,)},
+                )
+            return scope
+        if action == FEDERATE:
+            if party == self.node_party_id:
+                return OWNER_SCOPE
+            scope = self.scope_for(party, FEDERATE)
+            if not scope.reaches_service(target):
+                reason = "no policy grants you the dsgo:federate action for this endpoint"
+                self._deny(caller, action, target, scope, reason, collect, extra)
+                raise AccessDenied(
+                    "a query with SERVICE makes this node call another node on your behalf; "
+                    + reason,
+                    self.explain(party, resource=target, action=FEDERATE),
+                    error="federation_not_allowed",
+                )
+            if audit:
+                self._permit(caller, action, target, scope, "federate", collect, extra)
+            return scope
+        scope = self.scope_for(party, action, evidence)
+        if scope.is_empty:
+            self._deny(caller, action, target, scope, "no policy applies", collect, extra)
+            raise AccessDenied("no policy permits this", self.explain(party, action=action))
+        if audit:
+            self._permit(caller, action, target, scope, "scoped", collect, extra)
+        return scope
+
+    def outbound(
+        self,
+        caller: Caller | str,
+        url: str,
+        *,
+        endpoint: bool = False,
+        collect: list[Decision] | None = None,
+    ) -> Peer:
+        """The gate of every call this node makes to another node, before any network I/O.
+
+        The caller must be the node's own party or hold a `dsgo:federate` grant; the URL must
+        belong to a party the registry vouches for (`endpoint`: be exactly its SPARQL endpoint).
+        """
+        self.authorize(caller, FEDERATE, url, collect=collect, audit=False)
+        try:
+            if self.peers is None:
+                raise OutboundRefused(
+                    "outbound", "this node has no registry to check peers against"
+                )
+            peer = self.peers.resolve(url)
+            if endpoint and (url != peer.sparql):
+                raise OutboundRefused(
+                    "outbound_url", f"not the SPARQL endpoint {peer.sparql} of {peer.party_id}"
+                )
+            if peer.party_id == self.node_party_id:
+                raise OutboundRefused("outbound_url", "this node does not call itself")
+        except (OutboundRefused, TrustError) as exc:
+            self._deny(caller, FEDERATE, url, OWNER_SCOPE_NONE, exc.description, collect, {})
+            raise ServiceNotAllowed(url, exc.description) from None
+        return peer
+
+    def refuse(self, caller: Caller | str, action: str, target: str, reason: str) -> None:
+        """Record a refusal decided outside a policy (bad evidence, a guard); always audited."""
+        self._deny(caller, action, target, OWNER_SCOPE_NONE, reason, None, {})
+
+    def is_self_endpoint(self, url: str) -> bool:
+        """True for this node's own SPARQL endpoint (evaluated locally, never over HTTP)."""
+        return url == f"{self.base_iri}/sparql"
+
+    def _permit(self, caller, action, target, scope, reason, collect, extra) -> None:
+        self._record("Permit", caller, action, target, scope, reason, collect, extra)
+
+    def _deny(self, caller, action, target, scope, reason, collect, extra) -> None:
+        self._record("Deny", caller, action, target, scope, reason, collect, extra)
+
+    def _record(
+        self,
+        effect: str,
+        caller: Caller | str,
+        action: str,
+        target: str,
+        scope: Scope,
+        reason: str,
+        collect: list[Decision] | None,
+        extra: dict[str, Any],
+    ) -> None:
+        more = dict(extra)
+        if isinstance(caller, Caller) and caller.person:
+            more["person"] = caller.person
+        decision = Decision(
+            effect,
+            _party(caller),
+            action,
+            target,
+            scope.policy_ids,
+            reason,
+            more,
+            caller.jti if isinstance(caller, Caller) else None,
+        )
+        if collect is not None:
+            collect.append(decision)
+        else:
+            self.on_decision(decision)
 
     def scope_for(
         self, caller: str, action: str = ISHARE_READ, evidence: Sequence[Policy] = ()
@@ -325,7 +551,7 @@ class Enforcer:
 
     def describe(
         self,
-        caller: str,
+        caller: Caller | str,
         triples: Iterable[ox.Triple | ox.Quad],
         subject_iri: str,
         graph_iris: Sequence[str],
@@ -333,11 +559,12 @@ class Enforcer:
         evidence: Sequence[Policy] = (),
     ) -> list[ox.Triple]:
         """Filter a resource description for `caller`; AccessDenied (403) if nothing is permitted."""
-        scope = self.scope_for(caller, ISHARE_READ, evidence)
+        party = _party(caller)
+        scope = self.scope_for(party, ISHARE_READ, evidence)
         items = list(triples)
         kept = filter_description(items, scope, subject_iri, graph_iris)
         if kept is None:
-            self._audit("Deny", caller, ISHARE_READ, subject_iri, scope, "no policy permits it")
+            self._deny(caller, ISHARE_READ, subject_iri, scope, "no policy permits it", None, {})
             types = {
                 t.object.value
                 for t in items
@@ -353,15 +580,15 @@ class Enforcer:
             ) or list(graph_iris)
             raise AccessDenied(
                 "no policy permits reading this resource",
-                self.explain(caller, resource=subject_iri, graph_iris=holding, types=types),
+                self.explain(party, resource=subject_iri, graph_iris=holding, types=types),
             )
-        self._audit("Permit", caller, ISHARE_READ, subject_iri, scope, f"{len(kept)} triples")
+        self._permit(caller, ISHARE_READ, subject_iri, scope, f"{len(kept)} triples", None, {})
         return kept
 
     def query(
         self,
         store: QueryStore,
-        caller: str,
+        caller: Caller | str,
         sparql: str,
         *,
         data_version: Hashable | None = None,
@@ -374,12 +601,35 @@ class Enforcer:
         With `decisions`, the decision is added there for the caller to audit (with its own
         entries, in one write) instead of going to the audit hook now.
         """
-        scope = self.scope_for(caller, DSGO_QUERY, evidence)
+        scope = self.query_scope(caller, evidence, decisions)
+        return self.run_scoped(store, sparql, scope, data_version=data_version, timeout=timeout)
+
+    def query_scope(
+        self,
+        caller: Caller | str,
+        evidence: Sequence[Policy] = (),
+        decisions: list[Decision] | None = None,
+    ) -> Scope:
+        """The decision on a SPARQL query (audited): the caller's scope, AccessDenied if empty."""
+        party = _party(caller)
+        scope = self.scope_for(party, DSGO_QUERY, evidence)
         if scope.is_empty:
-            self._audit("Deny", caller, DSGO_QUERY, "sparql", scope, "no policy applies", decisions)
-            raise AccessDenied("no policy permits querying this node", self.explain(caller))
+            self._deny(caller, DSGO_QUERY, "sparql", scope, "no policy applies", decisions, {})
+            raise AccessDenied("no policy permits querying this node", self.explain(party))
+        self._permit(caller, DSGO_QUERY, "sparql", scope, "scoped query", decisions, {})
+        return scope
+
+    def run_scoped(
+        self,
+        store: QueryStore,
+        sparql: str,
+        scope: Scope,
+        *,
+        data_version: Hashable | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run `sparql` over exactly what an already-decided `scope` permits."""
         graphs = self.dataset_graphs(store, data_version)
-        self._audit("Permit", caller, DSGO_QUERY, "sparql", scope, "scoped query", decisions)
         return scoped_query(
             store,
             sparql,
@@ -452,24 +702,12 @@ class Enforcer:
     def _dataset_iri(self, name: str) -> str:
         return name if "/" in name else f"{self.base_iri}/dataset/{name}"
 
-    def _audit(
-        self,
-        effect: str,
-        caller: str,
-        action: str,
-        target: str,
-        scope: Scope,
-        reason: str,
-        collect: list[Decision] | None = None,
-    ) -> None:
-        decision = Decision(effect, caller, action, target, scope.policy_ids, reason)
-        if collect is not None:
-            collect.append(decision)
-        else:
-            self.on_decision(decision)
-
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _party(caller: Caller | str) -> str:
+    return caller.party_id if isinstance(caller, Caller) else caller
 
 
 def _deny_hits(d: DenyRule, s: str, p: str | None, g: str, types: Iterable[str]) -> bool:
@@ -578,9 +816,13 @@ def _explain_policy(
         service_provider=node_party_id,
         action=action,
     )
-    if _scope_reaches(scope, resource, graphs, types):
+    if action == FEDERATE:
+        reaches = lambda sc: sc.reaches_service(resource or "")  # noqa: E731
+    else:
+        reaches = lambda sc: _scope_reaches(sc, resource, graphs, types)  # noqa: E731
+    if reaches(scope):
         info["rule"] = "Permit"
-    elif _scope_reaches(unrestricted, resource, graphs, types):
+    elif reaches(unrestricted):
         info["rule"] = "Deny rule"
     info["grants"] = [asdict(g) for g in scope.partial] + [
         {"datasets": sorted(scope.whole_datasets)}

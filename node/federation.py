@@ -152,8 +152,12 @@ def evaluate(
     parallel: int = 4,
     max_remote_rows: int = 100_000,
     endpoint_allowed: Callable[[str], bool] | None = None,
+    reports: list[SourceReport] | None = None,
 ) -> FederatedResult:
-    """Evaluate `query`, calling `fetch` for each SERVICE and `local` for everything else."""
+    """Evaluate `query`, calling `fetch` for each SERVICE and `local` for everything else.
+
+    `reports` (if given) receives a report per SERVICE as it is tried, failed ones too.
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     try:
@@ -166,7 +170,7 @@ def evaluate(
         if endpoint_allowed is not None and not endpoint_allowed(service.endpoint):
             raise ServiceNotAllowed(service.endpoint)
     replacements: list[tuple[int, int, str]] = []
-    reports: list[SourceReport] = []
+    reports = reports if reports is not None else []
     pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="federation")
     try:
         for service in plan.services:
@@ -255,9 +259,8 @@ def http_fetch(client: httpx.Client, headers: dict[str, str] | None = None) -> F
 
 def check_response(status: int, headers: Any, body: bytes) -> RemoteSolutions:
     """Results from an HTTP answer; RemoteCallError for a non-200 or a result the remote cut short."""
-    if status != 200:
-        snippet = body[:300].decode("utf-8", "replace").strip()
-        raise RemoteCallError(f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}")
+    if status != 200:  # the remote's body is not passed on: it is not ours to reflect
+        raise RemoteCallError(f"answered HTTP {status}")
     truncated = headers.get("dsgo-result-truncated")
     if truncated:
         raise RemoteCallError(f"remote truncated its result ({truncated})")

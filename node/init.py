@@ -124,9 +124,10 @@ def init_node(
     registry_lines = ""
     if registry_url:
         registry_lines = f'registry_url = "{registry_url}"\nregistry_party_id = "{registry_id}"\n'
+    base_iri = (base_iri or f"http://{host}:{port}").rstrip("/")
     config.write_text(
         TEMPLATE.format(
-            base_iri=(base_iri or f"http://{host}:{port}").rstrip("/"),
+            base_iri=base_iri,
             party_id=party_id,
             name=name.replace('"', "'"),
             roles=", ".join(f'"{r}"' for r in role_list),
@@ -148,6 +149,7 @@ def init_node(
             name,
             certificates=[identity.certificate],
             roles=["iShareSatellite", "ServiceProvider", "AuthorisationRegistry"],
+            capability_url=f"{base_iri}/capabilities",
         )
     return config
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.config import ConfigError, Settings
-from node.enforcement import Enforcer
+from node.enforcement import Enforcer, decision_event
 from node.store import Store, open_store
-from trust.audit import AuditEvent, AuditLog, decision_event
+from trust.audit import AuditEvent, AuditLog
 from trust.audit_store import open_audit_store
 from trust.authorization_register import AuthorizationRegister
 from trust.delegation import Decision
 from trust.layer import TrustLayer
+from trust.peers import PeerResolver
 from trust.pki import (
     PartyIdentity,
     fingerprint_sha256,
@@ -23,7 +25,13 @@ from trust.pki import (
     load_pkcs12_identity,
 )
 from trust.policy_store import PolicyStore
-from trust.registry import DSGO_DATASPACE, LocalDirectory, Registry, RegistryClient
+from trust.registry import (
+    DSGO_DATASPACE,
+    LocalDirectory,
+    PartyDirectory,
+    Registry,
+    RegistryClient,
+)
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Runtime:
     audit: AuditLog
     registry: Registry | None
     queries: ThreadPoolExecutor
+    peers: PeerResolver
     closed: threading.Event = field(default_factory=threading.Event)
 
     def record(self, event: AuditEvent) -> None:
@@ -93,28 +102,47 @@ def trusted_fingerprints(settings: Settings) -> set[str]:
     return fingerprints
 
 
+def build_directory(
+    settings: Settings, identity: PartyIdentity, roots: set[str]
+) -> tuple[PartyDirectory, Registry | None]:
+    """The participant registry as this node sees it: its own (registry role) or a remote one."""
+    if "registry" in settings.roles:
+        registry = Registry(settings.data_dir / "registry.sqlite")
+        return LocalDirectory(registry), registry
+    if not settings.registry_url or not settings.registry_party_id:
+        raise ConfigError(
+            "trust.registry_url and trust.registry_party_id: required unless node.roles "
+            "includes 'registry'"
+        )
+    client = RegistryClient(
+        settings.registry_url,
+        settings.registry_party_id,
+        roots,
+        identity,
+        cache_seconds=settings.registry_cache_seconds,
+    )
+    return client, None
+
+
+def build_peers(settings: Settings, directory: PartyDirectory) -> PeerResolver:
+    """Outbound URL -> registered party, from the registry's records and federation config."""
+    return PeerResolver(
+        directory.list_parties,
+        directory.get_party,
+        own_party=settings.party_id,
+        own_base=settings.base_iri,
+        configured=settings.federation_endpoints,
+        cache_seconds=settings.registry_cache_seconds,
+    )
+
+
 def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
     """Open the store and wire the trust, policy and audit parts as the settings say."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     identity = load_identity(settings)
     roots = trusted_fingerprints(settings)
-    registry = None
-    if "registry" in settings.roles:
-        registry = Registry(settings.data_dir / "registry.sqlite")
-        directory = LocalDirectory(registry)
-    else:
-        if not settings.registry_url or not settings.registry_party_id:
-            raise ConfigError(
-                "trust.registry_url and trust.registry_party_id: required unless node.roles "
-                "includes 'registry'"
-            )
-        directory = RegistryClient(
-            settings.registry_url,
-            settings.registry_party_id,
-            roots,
-            identity,
-            cache_seconds=settings.registry_cache_seconds,
-        )
+    directory, registry = build_directory(settings, identity, roots)
+    peers = build_peers(settings, directory)
     layer = TrustLayer(
         identity,
         roots,
@@ -124,6 +152,7 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         settings.base_iri,
         registry=registry,
         require_dataspace=DSGO_DATASPACE,
+        resolve_party=lambda base: peers.resolve(base).party_id,
     )
     audit = AuditLog(
         open_audit_store(
@@ -132,6 +161,8 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
             else str(settings.data_dir / "audit.sqlite")
         ),
         identity,
+        checkpoint_every=settings.audit_checkpoint_every,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
     policies = PolicyStore(
         settings.data_dir / "policies.sqlite", issuer=settings.party_id, base_iri=settings.base_iri
@@ -145,6 +176,7 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         node_party_id=settings.party_id,
         base_iri=settings.base_iri,
         on_decision=on_decision,
+        peers=peers,
     )
     register = AuthorizationRegister(identity, policies, directory=directory, trusted_sha256=roots)
     if store is None:
@@ -160,5 +192,23 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         register=register,
         audit=audit,
         registry=registry,
-        queries=ThreadPoolExecutor(settings.query_slots, thread_name_prefix="sparql"),
+        queries=_query_pool(settings.query_slots),
+        peers=peers,
     )
+
+
+QUERY_THREAD_STACK = 64 * 1024 * 1024
+
+
+def _query_pool(slots: int) -> ThreadPoolExecutor:
+    """Query threads with a large stack: the engine recurses over the query's structure (the
+    [query] limits keep it far below what even a small stack holds; this is the second fence)."""
+    pool = ThreadPoolExecutor(slots, thread_name_prefix="sparql")
+    previous = threading.stack_size(QUERY_THREAD_STACK)
+    try:
+        futures = [pool.submit(time.sleep, 0.01) for _ in range(slots)]  # start them now
+        for f in futures:
+            f.result()
+    finally:
+        threading.stack_size(previous)
+    return pool

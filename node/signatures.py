@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -27,6 +27,7 @@ from node.iri import check_dataset_name, dataset_iri
 from node.store import Store, StoreError, UnknownDataset
 from trust.client import TrustClient
 from trust.errors import TrustError
+from trust.peers import Peer
 from trust.pki import PartyIdentity
 from trust.signing import SignatureError, sign_dataset, verify_dataset
 
@@ -233,19 +234,20 @@ class VerificationFailed(Exception):
     """Fetching or verifying a signed dataset failed; the message says why (CLI exits 1)."""
 
 
-def verify_remote_dataset(client: TrustClient, iri: str) -> VerifiedDataset:
+def verify_remote_dataset(
+    client: TrustClient, iri: str, resolve: Callable[[str], Peer]
+) -> VerifiedDataset:
     """Fetch a dataset (N-Quads/N-Triples, with a token) and its signature, and verify them.
 
     The signature is found through the response's `Link: <...>; rel="signature"`; without one,
     the node's answer at `{iri}/signature` says why (none made yet, or stale).
     """
-    from node.links import RemoteFetchError, owning_node
-
     iri = iri.rstrip("/")
     try:
-        base = owning_node(iri)
-    except RemoteFetchError as exc:
-        raise VerificationFailed(exc.reason) from None
+        peer = resolve(iri)
+    except TrustError as exc:
+        raise VerificationFailed(f"{iri}: {exc.description}") from None
+    base = peer.base_url
     path = iri[len(base) :]
     if not _DATASET_PATH.fullmatch(path):
         raise VerificationFailed(f"{iri} is not a dataset IRI ({{base}}/dataset/NAME)")
@@ -260,8 +262,13 @@ def verify_remote_dataset(client: TrustClient, iri: str) -> VerifiedDataset:
         detail = _reason(_get(client, base, path + "/signature", JOSE, iri, check=False))
         raise VerificationFailed(f"{iri} has no valid signature: {detail}")
     sig_url = urljoin(iri, link)
-    sig_base = owning_node(sig_url)
-    sig = _get(client, sig_base, sig_url[len(sig_base) :], JOSE, sig_url)
+    try:
+        sig_peer = resolve(sig_url)
+    except TrustError as exc:
+        raise VerificationFailed(f"{sig_url}: {exc.description}") from None
+    if sig_peer.party_id != peer.party_id:
+        raise VerificationFailed(f"{iri}: its signature link points to another party's node")
+    sig = _get(client, sig_peer.base_url, sig_url[len(sig_peer.base_url) :], JOSE, sig_url)
     try:
         data = list(ox.parse(resp.content, fmt))
     except SyntaxError as exc:

@@ -182,3 +182,59 @@ def limit_select(query: str, rows: int) -> str | None:
     if values_at is not None:
         return f"{query[:values_at]}LIMIT {rows}\n{query[values_at:]}"
     return f"{query}\nLIMIT {rows}"
+
+
+class QueryTooComplex(SparqlSyntaxError):
+    """A caller's query over one of the [query] limits (HTTP 400, naming the limit)."""
+
+    def __init__(self, what: str, value: int, limit: int, key: str) -> None:
+        super().__init__(f"query {what} is {value}, over the limit of {limit} ({key} in node.toml)")
+        self.limit_key = key
+        self.limit = limit
+
+
+_STRUCTURE = re.compile(r"[{(\[/|&+\-*!<>=]|OPTIONAL|MINUS|UNION", re.I)
+_OPERATOR_WORDS = frozenset(("OPTIONAL", "MINUS", "UNION"))
+_OPERATOR_PUNCT = frozenset("/ | || && + - * ! = != < > <= >= ^".split())
+
+
+def guard(query: str, limits: object) -> None:
+    """Refuse text that would exhaust the engine's stack before it ever reaches the engine.
+
+    pyoxigraph parses and evaluates recursively: about a thousand nested groups, chained
+    OPTIONALs or path steps crash the process. Most queries are counted without tokenizing.
+    """
+    max_length = limits.max_length  # type: ignore[attr-defined]
+    if len(query) > max_length:
+        raise QueryTooComplex("length", len(query), max_length, "query.max_length")
+    max_depth, max_ops = limits.max_depth, limits.max_operators  # type: ignore[attr-defined]
+    max_services = limits.max_services  # type: ignore[attr-defined]
+    rough = len(_STRUCTURE.findall(query))
+    services = query.upper().count("SERVICE")
+    if rough <= min(max_depth, max_ops) and services <= max_services:
+        return
+    depth = deepest = ops = found = 0
+    for tok in _scan(query):
+        if tok.kind == PUNCT:
+            if tok.text in "{([":
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+                    if deepest > max_depth:
+                        raise QueryTooComplex(
+                            "nesting depth", deepest, max_depth, "query.max_depth"
+                        )
+            elif tok.text in "})]":
+                depth -= 1
+            elif tok.text in _OPERATOR_PUNCT:
+                ops += 1
+        elif tok.kind == WORD:
+            word = tok.text.upper()
+            if word in _OPERATOR_WORDS:
+                ops += 1
+            elif word == "SERVICE":
+                found += 1
+        if ops > max_ops:
+            raise QueryTooComplex("operator count", ops, max_ops, "query.max_operators")
+    if found > max_services:
+        raise QueryTooComplex("SERVICE count", found, max_services, "query.max_services")

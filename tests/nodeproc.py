@@ -96,8 +96,14 @@ def init_owner_and_guest(root: Path, owner: str, guest: str, port: int) -> tuple
     dsgo(
         *("registry", "add", "--config", owner_config, "--party-id", guest, "--name", "Guest"),
         *("--cert", guest_config.parent / "keys" / "node.cert.pem"),
+        *("--capability-url", f"{base_of(guest_config)}/capabilities"),
     )
     return owner_config, guest_config
+
+
+def base_of(config: Path) -> str:
+    """The node.base_iri of a node.toml."""
+    return tomllib.loads(config.read_text(encoding="utf-8"))["node"]["base_iri"].rstrip("/")
 
 
 def edit_config(config: Path, changes: dict[str, dict[str, Any]]) -> None:

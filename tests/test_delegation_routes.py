@@ -130,9 +130,10 @@ def test_admin_grant_then_delegation_permit_and_deny(node) -> None:
     assert _effect(permit.json()["delegation_token"], ca, ABC) == "Permit"
     deny = client.post("/delegation", json=_mask([f"{BASE}/id/b/9"]), headers=bearer(ABC))
     assert _effect(deny.json()["delegation_token"], ca, ABC) == "Deny"
-    assert [(d.effect, d.policy_ids) for d in decisions] == [
-        ("Permit", (pid,)),
-        ("Deny", (pid,)),
+    assert [(d.action, d.effect, d.policy_ids) for d in decisions] == [
+        ("dsgo:admin", "Permit", ("owner",)),  # the owner's policy change, audited
+        ("delegation", "Permit", (pid,)),
+        ("delegation", "Deny", (pid,)),
     ]
 
 

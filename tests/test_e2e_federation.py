@@ -21,6 +21,7 @@ from nodeproc import (
     ROOM_SPACES,
     Proc,
     ProcessGroup,
+    base_of,
     dsgo,
     free_port,
     init_node,
@@ -134,6 +135,7 @@ def world(
         dsgo(
             *("registry", "add", "--config", registry_cfg, "--party-id", party, "--name", name),
             *("--cert", configs[party].parent / "keys" / "node.cert.pem"),
+            *("--capability-url", f"{base_of(configs[party])}/capabilities"),
         )
     builder, renovator = configs[BUILDER], configs[RENOVATOR]
     builder_url, renovator_url = f"http://127.0.0.1:{b_port}", f"http://127.0.0.1:{r_port}"

@@ -23,6 +23,7 @@ from nodeproc import (
     DUPLEX_IFC,
     ROOM_SPACES,
     ProcessGroup,
+    base_of,
     dsgo,
     free_port,
     init_node,
@@ -108,6 +109,7 @@ def world(
         dsgo(
             *("registry", "add", "--config", registry_cfg, "--party-id", party),
             *("--name", names[party], "--cert", directory / "keys" / "node.cert.pem"),
+            *("--capability-url", f"{base_of(configs[party])}/capabilities"),
         )
     ifc = root / "duplex.ifc"
     shutil.copyfile(DUPLEX_IFC, ifc)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nodeproc import ProcessGroup, dsgo, free_port, init_node, trust_client
+from nodeproc import ProcessGroup, base_of, dsgo, free_port, init_node, trust_client
 
 from trust.ishare_jwt import verify_signed_response
 
@@ -74,6 +74,7 @@ def world(
         dsgo(
             *("registry", "add", "--config", registry_config, "--party-id", party),
             *("--name", name, "--cert", cert),
+            *("--capability-url", f"{base_of(configs[party])}/capabilities"),
         )
     data = root / "b.ttl"
     data.write_text(DATA)

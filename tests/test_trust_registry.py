@@ -40,10 +40,11 @@ class Clock:
         return time.time() + self.offset
 
 
-def _serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def _serve(app, port: int | None = None) -> tuple[str, uvicorn.Server, threading.Thread]:
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
     srv = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
@@ -226,15 +227,18 @@ def test_node_with_remote_registry_issues_tokens(world):
     """A service node that is not the registry: its token endpoint consults the registry over HTTP."""
     tmp = world["tmp"]
     rc = RegistryClient(world["url"], REG_ID, {world["ca"].root_fingerprint}, world["node"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     layer = TrustLayer(
         world["node"],
         {world["ca"].root_fingerprint},
         rc,
         tmp / "n-replay.db",
         tmp / "n-key.pem",
-        "http://127.0.0.1",
+        f"http://127.0.0.1:{port}",  # capabilities name the node's own token endpoint
     )
-    url, srv, thread = _serve(Starlette(routes=trust_routes(layer)))
+    url, srv, thread = _serve(Starlette(routes=trust_routes(layer)), port)
     try:
         client = TrustClient(world["client"], {world["ca"].root_fingerprint})
         resp = client.request("GET", url, "/capabilities")

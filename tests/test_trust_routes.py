@@ -117,6 +117,7 @@ def server(world):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    world.layer.base_url = f"http://127.0.0.1:{port}"  # its capabilities name where it serves
     config = uvicorn.Config(
         world.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )

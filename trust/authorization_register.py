@@ -58,6 +58,13 @@ class NoPolicy(TrustError):
     error = "not_found"
 
 
+class ForeignEvidence(TrustError):
+    """Valid evidence from a register that is not the data owner's (HTTP 403)."""
+
+    status = 403
+    error = "access_denied"
+
+
 class EvidenceError(TrustError):
     """Evidence from an external register is not acceptable; the request is unauthorised."""
 
@@ -157,8 +164,14 @@ def verify_external_evidence(
     trusted_sha256: set[str],
     directory: PartyDirectory,
     now: float | None = None,
+    data_owner: str | None = None,
+    accepted_registers: Sequence[str] = (),
 ) -> Policy:
-    """Evidence JWT from another register -> a Policy for `caller`, or EvidenceError (401).
+    """Evidence JWT from another register -> a Policy for `caller`, or EvidenceError (401/403).
+
+    With `data_owner`, the evidence counts only for that owner's data: its policyIssuer must be
+    the owner, and its signer the owner itself, a register the owner's registry record lists
+    in `auth_registries`, or one of `accepted_registers` (configured by the owner).
 
     Checks: signature and x5c chain to a trusted CA, the issuer is an active registered
     AuthorisationRegistry whose certificate it is, the evidence is about the caller, and the
@@ -186,6 +199,21 @@ def verify_external_evidence(
         raise EvidenceError("delegation_evidence", "issuer is not an Authorisation Registry")
     if evidence["target"]["accessSubject"] != caller:
         raise EvidenceError("delegation_evidence", "evidence is not about the caller")
+    if data_owner is not None:
+        if evidence.get("policyIssuer") != data_owner:
+            raise ForeignEvidence(
+                "delegation_evidence", f"policyIssuer is not the data owner {data_owner}"
+            )
+        owner = directory.get_party(data_owner) if verified.issuer != data_owner else None
+        registers = {data_owner, *accepted_registers}
+        if owner is not None:
+            registers |= {a.id for a in owner.auth_registries}
+        if verified.issuer not in registers:
+            raise ForeignEvidence(
+                "delegation_evidence",
+                f"signed by {verified.issuer}, which is not an authorisation register of the "
+                f"data owner {data_owner}",
+            )
     if not evidence["notBefore"] <= now < evidence["notOnOrAfter"]:
         raise EvidenceError("delegation_evidence", "evidence outside its time window")
     return Policy(f"evidence:{verified.issuer}:{verified.claims['jti']}", evidence)

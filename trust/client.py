@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -29,8 +31,10 @@ class TrustClient:
         timeout: float = 10.0,
         scope: str = "iSHARE",
         clock: Any = time.time,
+        resolve_party: Callable[[str], str] | None = None,
     ) -> None:
         self.identity = identity
+        self.resolve_party = resolve_party
         self.trusted_sha256 = set(trusted_sha256)
         self.scope = scope
         self._http = http or httpx.Client(timeout=timeout)
@@ -54,7 +58,7 @@ class TrustClient:
     def get_token(self, base_url: str, party_id: str | None = None, *, fresh: bool = False) -> str:
         """Access token for the node at `base_url` (party id discovered if not given)."""
         base_url = base_url.rstrip("/")
-        party_id = party_id or self.discover_party_id(base_url)
+        party_id = party_id or self._party_of(base_url)
         cached = None if fresh else self._cached(base_url, party_id)
         if cached:
             return cached
@@ -69,6 +73,8 @@ class TrustClient:
     ) -> str:
         """Async variant of get_token."""
         base_url = base_url.rstrip("/")
+        if party_id is None and self.resolve_party is not None:
+            party_id = self.resolve_party(base_url)
         party_id = party_id or await self.adiscover_party_id(base_url)
         cached = None if fresh else self._cached(base_url, party_id)
         if cached:
@@ -111,6 +117,11 @@ class TrustClient:
                 break
         return resp
 
+    def _party_of(self, base_url: str) -> str:
+        if self.resolve_party is not None:
+            return self.resolve_party(base_url)
+        return self.discover_party_id(base_url)
+
     def discover_party_id(self, base_url: str) -> str:
         """Party id of the node at `base_url`, from its verified anonymous capabilities_token."""
         base_url = base_url.rstrip("/")
@@ -149,6 +160,7 @@ class TrustClient:
             )
         except InvalidClient as exc:
             raise UpstreamError("capabilities_token", exc.description) from exc
+        _check_served_by(verified.claims.get("capabilities_info"), base_url)
         self._party_ids[base_url] = verified.issuer
         return verified.issuer
 
@@ -173,6 +185,36 @@ class TrustClient:
         if self._ahttp is None:
             self._ahttp = httpx.AsyncClient(timeout=self._timeout)
         return self._ahttp
+
+
+def _check_served_by(info: Any, base_url: str) -> None:
+    """The capabilities must name `base_url`'s own token endpoint: a capabilities token is public
+    and replayable, so one served from another origin would make us address our assertion to
+    the party it names while handing it to whoever serves the URL."""
+    wanted = _origin(base_url)
+    services = []
+    if isinstance(info, dict):
+        services = list(info.get("publicServices") or []) + list(
+            info.get("restrictedServices") or []
+        )
+    tokens = {
+        _origin(s.get("tokenEndpoint") or s.get("endpointURL") or "")
+        for s in services
+        if isinstance(s, dict)
+    }
+    if wanted not in tokens:
+        raise UpstreamError(
+            "capabilities_token", f"the capabilities served at {base_url} are another node's"
+        )
+
+
+def _origin(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    except ValueError:
+        return ""
 
 
 def _json_field(resp: httpx.Response, name: str, check: str) -> str:

@@ -19,15 +19,24 @@ DSGO = "https://w3id.org/dsgo-node/def#"
 DSGO_DATASET = DSGO + "Dataset"
 ISHARE_READ = "ISHARE.READ"
 DSGO_QUERY = "dsgo:query"
+DSGO_FEDERATE = "dsgo:federate"
+DSGO_SERVICE = DSGO + "Service"
 WILDCARD = "*"
 DEFAULT_LICENSE = "ISHARE.0001"
 MAX_MASK_ATOMS = 20_000
 
-_ALIASES = {"dsgo:Dataset": DSGO_DATASET, DSGO + "query": DSGO_QUERY}
+_ALIASES = {
+    "dsgo:Dataset": DSGO_DATASET,
+    "dsgo:Service": DSGO_SERVICE,
+    DSGO + "query": DSGO_QUERY,
+    DSGO + "federate": DSGO_FEDERATE,
+}
 # Which policy actions grant a requested read action (reading by query is reading).
 _GRANTING = {
     ISHARE_READ: frozenset({ISHARE_READ}),
     DSGO_QUERY: frozenset({ISHARE_READ, DSGO_QUERY}),
+    # Making the node call another node on the caller's behalf is granted only by name.
+    DSGO_FEDERATE: frozenset({DSGO_FEDERATE}),
 }
 
 
@@ -117,6 +126,19 @@ class Scope:
     def is_empty(self) -> bool:
         return not self.whole_datasets and not self.partial
 
+    def reaches_dataset(self, graph: str) -> bool:
+        """True when the whole dataset `graph` is granted."""
+        return WILDCARD in self.whole_datasets or graph in self.whole_datasets
+
+    def reaches_service(self, endpoint: str) -> bool:
+        """True when a `dsgo:federate` scope names `endpoint` (or every service)."""
+        if WILDCARD in self.whole_datasets:
+            return True
+        return any(
+            g.rdf_type == DSGO_SERVICE and (g.subjects is None or endpoint in g.subjects)
+            for g in self.partial
+        )
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -129,6 +151,7 @@ class Decision:
     policy_ids: tuple[str, ...] = ()
     reason: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    token_jti: str | None = None
 
 
 def evaluate(mask: Mapping[str, Any], policies: Iterable[Policy], now: float) -> dict[str, Any]:

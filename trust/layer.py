@@ -45,7 +45,9 @@ class TrustLayer:
         registry: Registry | None = None,
         require_dataspace: str | None = None,
         clock: Any = time.time,
+        resolve_party: Any = None,
     ) -> None:
+        self.resolve_party = resolve_party
         self.identity = identity
         self.trusted_sha256 = {normalise_fingerprint(f) for f in trusted_sha256}
         self.directory = directory
@@ -138,7 +140,12 @@ class TrustLayer:
     def client(self) -> TrustClient:
         """A TrustClient acting as this node (for federated calls)."""
         if self._client is None:
-            self._client = TrustClient(self.identity, self.trusted_sha256, clock=self._clock)
+            self._client = TrustClient(
+                self.identity,
+                self.trusted_sha256,
+                clock=self._clock,
+                resolve_party=self.resolve_party,
+            )
         return self._client
 
     def _require_registry(self) -> Registry:

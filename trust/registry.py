@@ -41,6 +41,7 @@ from trust.pki import (
 DSGO_DATASPACE = "EU.DS.NL.DSGO"
 STATUSES = ("Active", "Pending", "NotActive", "Revoked")
 PAGE_SIZE = 10
+MAX_LIST_PAGES = 100
 
 
 @dataclass
@@ -84,6 +85,17 @@ class DataspaceMembership:
 
 
 @dataclass
+class AuthRegistry:
+    """An authorisation register the party uses (iSHARE party_info `auth_registries`)."""
+
+    id: str
+    name: str = ""
+    url: str = ""
+    dataspace_id: str = ""
+    dataspace_name: str = ""
+
+
+@dataclass
 class Party:
     """A registry record (iSHARE party_info plus DSGO dataspace membership)."""
 
@@ -94,6 +106,7 @@ class Party:
     certificates: list[PartyCertificate] = field(default_factory=list)
     dataspaces: list[DataspaceMembership] = field(default_factory=list)
     capability_url: str | None = None
+    auth_registries: list[AuthRegistry] = field(default_factory=list)
 
     def is_active(self, at: dt.datetime) -> bool:
         """Adherence Active and `at` inside its date window."""
@@ -130,6 +143,7 @@ class Party:
                 for c in self.certificates
             ],
             "dataspaces": [asdict(m) for m in self.dataspaces],
+            "auth_registries": [asdict(a) for a in self.auth_registries],
         }
 
     @classmethod
@@ -156,6 +170,11 @@ class Party:
                     for m in info.get("dataspaces") or []
                 ],
                 capability_url=info.get("capability_url"),
+                auth_registries=[
+                    AuthRegistry(**_pick(a, AuthRegistry))
+                    for a in info.get("auth_registries") or []
+                    if isinstance(a, dict) and isinstance(a.get("id"), str)
+                ],
             )
         except (KeyError, TypeError) as exc:
             raise RegistryUnavailable("party_info", f"malformed party_info: {exc}") from exc
@@ -179,6 +198,8 @@ class PartyDirectory(Protocol):
     """What the token endpoint needs from a registry, local or remote."""
 
     def get_party(self, party_id: str) -> Party | None: ...
+
+    def list_parties(self) -> list[Party]: ...
 
     def trusted_fingerprints(self) -> set[str]: ...
 
@@ -222,6 +243,7 @@ class Registry:
         start_date: dt.datetime | None = None,
         end_date: dt.datetime | None = None,
         capability_url: str | None = None,
+        auth_registries: list[str] = (),  # type: ignore[assignment]
     ) -> Party:
         """Create (or overwrite) a party from plain arguments."""
         start = _iso(start_date or dt.datetime.now(dt.UTC))
@@ -235,6 +257,7 @@ class Registry:
                 certificates=[PartyCertificate.from_cert(c) for c in certificates],
                 dataspaces=[DataspaceMembership(d, start, end) for d in dataspaces],
                 capability_url=capability_url,
+                auth_registries=[AuthRegistry(a) for a in auth_registries],
             )
         )
 
@@ -383,6 +406,9 @@ class LocalDirectory:
     def get_party(self, party_id: str) -> Party | None:
         return self.registry.get_party(party_id)
 
+    def list_parties(self) -> list[Party]:
+        return self.registry.find_parties(active_only=True)
+
     def trusted_list(self) -> list[TrustedCA]:
         return self.registry.trusted_list()
 
@@ -438,6 +464,23 @@ class RegistryClient:
         with self._lock:
             self._parties[party_id] = (now + self.cache_seconds, party)
         return party
+
+    def list_parties(self) -> list[Party]:
+        """Every Active party the registry lists (all pages); callers cache the result."""
+        out: list[Party] = []
+        page = 1
+        while page <= MAX_LIST_PAGES:
+            resp = self._get(f"/parties?eori=*&active_only=true&pageSize=100&page={page}")
+            info = self._verified(resp, "parties_token", "parties_info")
+            try:
+                out += [Party.from_info(p) for p in info["data"]]
+                pages = int(info.get("pageCount", 1))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RegistryUnavailable("parties_info", f"malformed parties_info: {exc}") from exc
+            if page >= pages:
+                break
+            page += 1
+        return out
 
     def trusted_list(self) -> list[TrustedCA]:
         """The registry's trusted list, at most cache_seconds old."""

@@ -15,34 +15,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.auth import authenticate
+from node.enforcement import ADMIN
+from node.errors import BadRequest
 from node.iri import check_dataset_name
 from node.runtime import Runtime
 from node.store import format_for
-from trust.audit import AuditEvent
-from trust.errors import TrustError
 
 MAX_UPLOAD = 4 * 1024**3
-
-
-class NotAdmin(TrustError):
-    """Only the node's own party may change its data."""
-
-    status = 403
-    error = "insufficient_scope"
 
 
 def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
     """PUT/DELETE /admin/datasets/{name}; POST /admin/sync (when the node has sources)."""
 
-    def _owner(request: Request) -> str:
+    def _owner(request: Request, target: str, operation: str) -> str:
+        """The owner's party, after the enforcement point permitted (and audited) the action."""
         caller = authenticate(request, rt.layer)
-        if caller.party_id != rt.settings.party_id:
-            raise NotAdmin("admin", "only the node's own party may change its data")
+        rt.enforcer.authorize(caller, ADMIN, target, operation=operation)
         return caller.party_id
 
     async def put_dataset(request: Request) -> Response:
-        party = _owner(request)
         name = check_dataset_name(request.path_params["name"])
+        _owner(request, name, "replace_dataset")
         media = request.headers.get("content-type", "").split(";")[0].strip()
         fmt = format_for(f"upload.{request.query_params.get('format', '')}", media or None)
         # Spool to disk so a large upload never sits in memory, then load atomically.
@@ -54,7 +47,6 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
                     return JSONResponse({"error": "too_large"}, status_code=413)
                 spool.write(chunk)
             spool.flush()
-            rt.record(AuditEvent(kind="admin", party=party, target=name, action="replace_dataset"))
             label = request.headers.get("x-dsgo-source", "upload")
             info = await run_in_threadpool(
                 rt.store.replace_dataset, name, Path(spool.name), fmt, label=label
@@ -62,14 +54,13 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
         return JSONResponse({"dataset": info.name, "graph": info.graph, "triples": info.triples})
 
     async def delete_dataset(request: Request) -> Response:
-        party = _owner(request)
         name = check_dataset_name(request.path_params["name"])
-        rt.record(AuditEvent(kind="admin", party=party, target=name, action="drop_dataset"))
+        _owner(request, name, "drop_dataset")
         await run_in_threadpool(rt.store.drop_dataset, name)
         return Response(status_code=204)
 
     async def list_datasets(request: Request) -> Response:
-        _owner(request)
+        _owner(request, "datasets", "list_datasets")
         datasets = await run_in_threadpool(rt.store.datasets)
         return JSONResponse(
             {
@@ -88,8 +79,9 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
     async def connect(request: Request) -> Response:
         from node.sync import connect as run_connect
 
-        party = _owner(request)
-        body = await request.json()
+        caller = authenticate(request, rt.layer)
+        rt.enforcer.authorize(caller, ADMIN, "connect", audit=False)
+        body = await _json(request)
         kind, source, dataset = body.get("kind"), body.get("source"), body.get("dataset")
         if not all(isinstance(v, str) and v for v in (kind, source, dataset)):
             return JSONResponse(
@@ -100,7 +92,7 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
                 status_code=400,
             )
         check_dataset_name(dataset)
-        rt.record(AuditEvent(kind="admin", party=party, target=dataset, action="connect"))
+        rt.enforcer.authorize(caller, ADMIN, dataset, operation="connect")
         mapping = Path(body["mapping"]) if body.get("mapping") else None
         with tempfile.TemporaryDirectory(dir=rt.settings.data_dir) as work:
             result, version = await run_in_threadpool(
@@ -124,8 +116,9 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
     async def derive(request: Request) -> Response:
         from node.derive import derive as run_derive
 
-        party = _owner(request)
-        body = await request.json()
+        caller = authenticate(request, rt.layer)
+        rt.enforcer.authorize(caller, ADMIN, "derive", audit=False)
+        body = await _json(request)
         query, dataset = body.get("query"), body.get("dataset")
         if not isinstance(query, str) or not isinstance(dataset, str):
             return JSONResponse(
@@ -133,23 +126,18 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
                 status_code=400,
             )
         check_dataset_name(dataset)
-        rt.record(
-            AuditEvent(
-                kind="admin", party=party, target=dataset, action="derive", datasets=(dataset,)
-            )
-        )
+        rt.enforcer.authorize(caller, ADMIN, dataset, operation="derive")
         count, version = await run_in_threadpool(run_derive, rt, query, dataset)
         return JSONResponse({"dataset": dataset, "triples": count, "version": version})
 
     async def sync(request: Request) -> Response:
-        party = _owner(request)
+        _owner(request, "sources", "sync")
         if run_sync is None:
             return JSONResponse(
                 {"error": "no_sources", "error_description": "no [[sources]] configured"},
                 status_code=404,
             )
         force = request.query_params.get("force") == "true"
-        rt.record(AuditEvent(kind="admin", party=party, target="sources", action="sync"))
         outcomes = await run_in_threadpool(run_sync, force)
         return JSONResponse({"outcomes": outcomes})
 
@@ -161,3 +149,14 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
         Route("/admin/derive", derive, methods=["POST"]),
         Route("/admin/sync", sync, methods=["POST"]),
     ]
+
+
+async def _json(request: Request) -> dict:
+    """A JSON object body; BadRequest (400) naming the problem otherwise."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the body is not JSON", code="invalid_request") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_request")
+    return body

@@ -14,11 +14,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.auth import authenticate
-from node.enforcement import AccessDenied
+from node.enforcement import READ_AUDIT
+from node.errors import BadRequest
 from node.negotiation import RDF_TYPES, choose, content_type, serialise_triples
 from node.runtime import Runtime
 from node.trace import trace
-from trust.audit import AuditEvent, as_prov
+from trust.audit import as_prov
 
 AUDIT_DATASET = "audit"
 JSON = "application/json"
@@ -29,26 +30,7 @@ def audit_routes(rt: Runtime) -> list[Route]:
 
     def _auditor(request: Request) -> str:
         caller = authenticate(request, rt.layer)
-        scope = rt.enforcer.scope_for(caller.party_id)
-        graph = rt.settings.dataset_iri(AUDIT_DATASET)
-        if "*" not in scope.whole_datasets and graph not in scope.whole_datasets:
-            rt.record(
-                AuditEvent(kind="deny", party=caller.party_id, target=graph, action="ISHARE.READ")
-            )
-            raise AccessDenied(
-                "no policy lets you read this node's audit log",
-                rt.enforcer.explain(caller.party_id, dataset=AUDIT_DATASET),
-            )
-        rt.record(
-            AuditEvent(
-                kind="permit",
-                party=caller.party_id,
-                target=graph,
-                action="ISHARE.READ",
-                policy_ids=tuple(scope.policy_ids),
-                token_jti=caller.jti,
-            )
-        )
+        rt.enforcer.authorize(caller, READ_AUDIT, AUDIT_DATASET)
         return caller.party_id
 
     async def entries(request: Request) -> Response:
@@ -57,12 +39,12 @@ def audit_routes(rt: Runtime) -> list[Route]:
         media = choose(request.headers.get("accept"), (JSON, *RDF_TYPES), params.get("format"))
         rows = await run_in_threadpool(
             rt.audit.entries,
-            _time(params.get("since")),
-            _time(params.get("until")),
+            _time(params.get("since"), "since"),
+            _time(params.get("until"), "until"),
             params.get("party"),
             params.get("kind"),
-            min(int(params.get("limit", "1000")), 10_000),
-            int(params.get("after_seq", "0")),
+            _count(params.get("limit", "1000"), "limit", 1, 10_000),
+            _count(params.get("after_seq", "0"), "after_seq", 0, 2**62),
         )
         if media != JSON:
             body = serialise_triples(as_prov(rows, rt.settings.base_iri), media)
@@ -94,10 +76,7 @@ def audit_routes(rt: Runtime) -> list[Route]:
         _auditor(request)
         iri = request.query_params.get("iri")
         if not iri:
-            return JSONResponse(
-                {"error": "invalid_request", "error_description": "missing 'iri' parameter"},
-                status_code=400,
-            )
+            raise BadRequest("missing 'iri' parameter", code="invalid_request")
         return JSONResponse(await run_in_threadpool(trace, rt, iri))
 
     return [
@@ -106,8 +85,21 @@ def audit_routes(rt: Runtime) -> list[Route]:
     ]
 
 
-def _time(value: str | None) -> dt.datetime | None:
+def _time(value: str | None, name: str) -> dt.datetime | None:
     if not value:
         return None
-    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: not an ISO 8601 time: {value[:60]!r}") from None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _count(value: str, name: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name}: not a whole number: {value[:60]!r}") from None
+    if number < lo:
+        raise BadRequest(f"{name}: must be at least {lo}")
+    return min(number, hi)

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from node.auth import Caller, authenticate
-from node.enforcement import AccessDenied
+from node.enforcement import ADMIN, READ_DATASET
 from node.iri import check_dataset_name
 from node.negotiation import (
     JSONLD,
@@ -31,7 +31,6 @@ from node.negotiation import (
     content_type,
     serialise_triples,
 )
-from node.routes.admin import NotAdmin
 from node.runtime import Runtime
 from node.signatures import (
     current_signature,
@@ -40,8 +39,6 @@ from node.signatures import (
     version_marker,
 )
 from node.store import UnknownDataset
-from trust.audit import AuditEvent
-from trust.delegation import ISHARE_READ, WILDCARD
 
 DATASET_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS, TURTLE, JSONLD)
 STREAMED_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS)
@@ -56,39 +53,12 @@ def dataset_routes(rt: Runtime) -> list[Route]:
     """GET /dataset/{name}, GET /dataset/{name}/signature, POST /admin/sign/{name}."""
     base = rt.settings.base_iri
 
-    def _permit(request: Request, name: str, suffix: str = "") -> tuple[Caller, str]:
-        """The caller, if policy lets it read the whole dataset; else AccessDenied (403), audited."""
+    def _permit(request: Request, name: str) -> Caller:
+        """The caller, if the enforcement point lets it read the whole dataset (403 if not)."""
         caller = authenticate(request, rt.layer)
         check_dataset_name(name)
-        graph = rt.settings.dataset_iri(name)
-        scope = rt.enforcer.scope_for(caller.party_id)
-        if WILDCARD not in scope.whole_datasets and graph not in scope.whole_datasets:
-            rt.record(
-                AuditEvent(
-                    kind="deny",
-                    party=caller.party_id,
-                    target=graph + suffix,
-                    action=ISHARE_READ,
-                    token_jti=caller.jti,
-                    detail={"reason": "no policy permits reading the whole dataset"},
-                )
-            )
-            raise AccessDenied(
-                f"no policy lets you read the whole dataset {name!r}",
-                rt.enforcer.explain(caller.party_id, dataset=name),
-            )
-        rt.record(
-            AuditEvent(
-                kind="permit",
-                party=caller.party_id,
-                target=graph + suffix,
-                action=ISHARE_READ,
-                policy_ids=tuple(scope.policy_ids),
-                token_jti=caller.jti,
-                datasets=(graph,),
-            )
-        )
-        return caller, graph
+        rt.enforcer.authorize(caller, READ_DATASET, name)
+        return caller
 
     async def dataset(request: Request) -> Response:
         name = request.path_params["name"]
@@ -127,7 +97,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
 
     async def signature(request: Request) -> Response:
         name = request.path_params["name"]
-        _permit(request, name, "/signature")
+        _permit(request, name)
         if name == AUDIT_DATASET:
             return _no_audit_data(base)
         signed = await run_in_threadpool(current_signature, rt.store, rt.settings.data_dir, name)
@@ -144,12 +114,8 @@ def dataset_routes(rt: Runtime) -> list[Route]:
 
     async def sign(request: Request) -> Response:
         caller = authenticate(request, rt.layer)
-        if caller.party_id != rt.settings.party_id:
-            raise NotAdmin("admin", "only the node's own party may sign its datasets")
         name = check_dataset_name(request.path_params["name"])
-        rt.record(
-            AuditEvent(kind="admin", party=caller.party_id, target=name, action="sign_dataset")
-        )
+        rt.enforcer.authorize(caller, ADMIN, name, operation="sign_dataset")
         signed = await run_in_threadpool(
             sign_stored_dataset, rt.store, rt.identity, rt.settings.data_dir, name
         )

@@ -18,9 +18,9 @@ from starlette.routing import Route
 
 from node.auth import Caller, guarded
 from node.auth import authenticate as bearer_authenticate
-from node.enforcement import RDF_TYPE, Enforcer, QueryStore
+from node.enforcement import ADMIN, RDF_TYPE, Enforcer, QueryStore
 from trust.authorization_register import AuthorizationRegister
-from trust.delegation import ISHARE_READ, Decision, DelegationError
+from trust.delegation import DSGO_FEDERATE, DSGO_SERVICE, ISHARE_READ, Decision, DelegationError
 from trust.errors import InvalidRequest, TrustError
 from trust.layer import TrustLayer
 from trust.odrl import to_odrl
@@ -29,13 +29,6 @@ from trust.policy_store import PolicyStore
 MAX_BODY_BYTES = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 Authenticate = Callable[[Request, TrustLayer], Caller]
-
-
-class NotPolicyAdmin(TrustError):
-    """Only the data owner (the node's own party) may administer policies."""
-
-    status = 403
-    error = "insufficient_scope"
 
 
 def delegation_routes(
@@ -87,7 +80,7 @@ def delegation_routes(
         return JSONResponse(body, headers=_NO_STORE)
 
     async def list_policies(request: Request) -> Response:
-        await _admin(request)
+        await _admin(request, "list_policies")
         records = await run_in_threadpool(policies.list)
         if request.query_params.get("format") == "odrl":
             return JSONResponse([to_odrl(r, policies.base_iri) for r in records], headers=_NO_STORE)
@@ -96,13 +89,13 @@ def delegation_routes(
         )
 
     async def create_policy(request: Request) -> Response:
-        await _admin(request)
+        await _admin(request, "create_policy")
         body = await _json_body(request)
         pid = await run_in_threadpool(_create, policies, body)
         return JSONResponse({"id": pid}, status_code=201, headers=_NO_STORE)
 
     async def get_policy(request: Request) -> Response:
-        await _admin(request)
+        await _admin(request, "get_policy")
         record = await run_in_threadpool(policies.get, request.path_params["policy_id"])
         if "application/ld+json" in request.headers.get("accept", ""):
             return JSONResponse(
@@ -115,14 +108,15 @@ def delegation_routes(
         )
 
     async def revoke_policy(request: Request) -> Response:
-        await _admin(request)
+        await _admin(request, "revoke_policy")
         await run_in_threadpool(policies.revoke, request.path_params["policy_id"])
         return Response(status_code=204, headers=_NO_STORE)
 
-    async def _admin(request: Request) -> Caller:
+    async def _admin(request: Request, operation: str) -> Caller:
         caller = await run_in_threadpool(authenticate, request, layer)
-        if caller.party_id != policies.issuer:
-            raise NotPolicyAdmin("policy_admin", "only the data owner may administer policies")
+        await run_in_threadpool(
+            enforcer.authorize, caller, ADMIN, "/delegation/policies", operation=operation
+        )
         return caller
 
     return [
@@ -145,11 +139,26 @@ def _create(policies: PolicyStore, body: dict[str, Any]) -> str:
     grant = body.get("grant")
     if not isinstance(grant, dict) or not isinstance(grant.get("to"), str):
         raise InvalidRequest("policy_body", "send delegationEvidence or grant {to, ...}")
-    allowed = {"to", "dataset", "type", "ids", "attributes", "until", "not_before", "deny"}
+    allowed = {
+        "to",
+        "dataset",
+        "type",
+        "ids",
+        "attributes",
+        "until",
+        "not_before",
+        "deny",
+        "federate",
+    }
     unknown = set(grant) - allowed
     if unknown:
         raise InvalidRequest("policy_body", f"unknown grant fields {sorted(unknown)}")
-    args = {k: v for k, v in grant.items() if k != "to"}
+    args = {k: v for k, v in grant.items() if k not in ("to", "federate")}
+    if grant.get("federate"):
+        # Let the party make this node call the named endpoints (or any: no ids) on its behalf.
+        if "dataset" in args or "type" in args:
+            raise InvalidRequest("policy_body", "a federate grant names endpoints in ids only")
+        args.update(type=DSGO_SERVICE, actions=[DSGO_FEDERATE])
     return policies.grant(grant["to"], **args)
 
 

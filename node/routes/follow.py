@@ -13,15 +13,16 @@ from urllib.parse import quote
 import pyoxigraph as ox
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from node.auth import authenticate
+from node.enforcement import ADMIN
+from node.errors import BadRequest, NodeError
 from node.html import render_resource
 from node.jsonld import load_context
-from node.links import RemoteFetchError, fetch_resource, owning_node
 from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type
-from node.routes.admin import NotAdmin
+from node.outbound import RemoteFetchError, fetch_resource
 from node.runtime import Runtime
 from trust.audit import AuditEvent
 
@@ -31,36 +32,44 @@ def follow_routes(rt: Runtime) -> list[Route]:
 
     async def follow(request: Request) -> Response:
         caller = authenticate(request, rt.layer)
-        if caller.party_id != rt.settings.party_id:
-            raise NotAdmin("follow", "only the node's own party may follow links through it")
+        rt.enforcer.authorize(caller, ADMIN, "/follow", audit=False)
         iri = request.query_params.get("iri", "")
-        try:
-            node = owning_node(iri)
-        except RemoteFetchError as exc:
-            return JSONResponse(
-                {"error": "invalid_request", "error_description": str(exc)}, status_code=400
-            )
-        if node == rt.settings.base_iri:
-            return Response(status_code=303, headers={"Location": iri[len(node) :] or "/"})
+        if not iri:
+            raise BadRequest("missing 'iri' parameter", code="invalid_request")
+        if rt.peers.is_self(iri):
+            local = iri[len(rt.settings.base_iri) :] or "/"
+            return Response(status_code=303, headers={"Location": local})
         media = choose(
             request.headers.get("accept"), RESOURCE_TYPES, request.query_params.get("format")
         )
+        peer = rt.enforcer.outbound(caller, iri)  # 403 service_not_allowed before any I/O
         upstream = "application/n-triples" if media == HTML else media
-        rt.record(
-            AuditEvent(kind="federated_call", party=caller.party_id, target=iri, action="follow")
-        )
+        error = None
         try:
             remote = await run_in_threadpool(
                 fetch_resource,
                 rt.layer.client(),
+                peer,
                 iri,
                 accept=upstream,
                 etag=request.headers.get("if-none-match"),
+                timeout=rt.settings.query_timeout,
             )
         except RemoteFetchError as exc:
-            return JSONResponse(
-                {"error": "remote_fetch_failed", "node": node, "error_description": exc.reason},
-                status_code=exc.status,
+            error = exc
+        rt.record(
+            AuditEvent(
+                kind="federated_call",
+                party=caller.party_id,
+                target=iri,
+                action="follow",
+                token_jti=caller.jti,
+                detail={"peer": peer.party_id, "error": error.reason if error else None},
+            )
+        )
+        if error is not None:
+            raise NodeError(
+                error.reason, status=error.status, code="remote_fetch_failed", node=peer.base_url
             )
         headers = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"}
         if remote.etag:

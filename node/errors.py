@@ -1,0 +1,67 @@
+"""The node's one error hierarchy: each error carries a code, an HTTP status and a description.
+
+Use-case code raises these (or trust/ errors, which carry protocol codes); `node.app` maps both
+to JSON responses in one handler at the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BadRequest", "NodeError", "NotFoundError", "ProtocolError", "Unavailable"]
+
+
+class NodeError(Exception):
+    """Base: `code` is the JSON `error`, `status` the HTTP status, `extra` more JSON fields."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.code, "error_description": self.description, **self.extra}
+
+
+class BadRequest(NodeError):
+    """Input the node cannot use: a parameter, an IRI, a body (HTTP 400)."""
+
+
+class ProtocolError(NodeError):
+    """A request the SPARQL protocol does not allow (HTTP 400 unless said otherwise)."""
+
+    def __init__(self, message: str, status: int = 400, **extra: Any):
+        code = {403: "forbidden", 413: "too_large", 415: "unsupported_media_type"}.get(
+            status, "bad_request"
+        )
+        super().__init__(message, status=status, code=code, **extra)
+
+
+class NotFoundError(NodeError):
+    """Nothing at this name (HTTP 404)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Unavailable(NodeError):
+    """A dependency cannot serve the request now (HTTP 503, with Retry-After)."""
+
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,105 @@
+"""Calls this node makes to other nodes, each to a `Peer` the enforcement point has vouched for.
+
+Nothing here decides whether a call may be made (that is `Enforcer.outbound`, before any network
+I/O); this module only makes it safely: the client assertion is addressed to the peer's party
+from the registry, redirects are not followed, and a remote error body is never passed back to
+whoever asked (only the source and its status are named).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from node.federation import RESULTS_JSON, RemoteCallError, RemoteSolutions, check_response
+from trust.client import TrustClient
+from trust.errors import TrustError
+from trust.peers import Peer
+
+__all__ = ["RemoteFetchError", "RemoteResource", "fetch_resource", "post_sparql"]
+
+
+class RemoteFetchError(Exception):
+    """The owning node could not be reached or refused the request (HTTP 502 / 404 / 403)."""
+
+    def __init__(self, iri: str, status: int, reason: str):
+        self.iri, self.status_code, self.reason = iri, status, reason
+        self.status = status if status in (304, 401, 403, 404, 406) else 502
+        super().__init__(f"{iri}: {reason}")
+
+
+@dataclass(frozen=True)
+class RemoteResource:
+    """A fetched description, held in memory for one request and never stored."""
+
+    iri: str
+    status: int
+    media_type: str
+    body: bytes
+    etag: str | None
+
+
+def post_sparql(client: TrustClient, peer: Peer, query: str, timeout: float) -> RemoteSolutions:
+    """POST a query to the peer's SPARQL endpoint with a token obtained at the peer's party."""
+    try:
+        resp = client.request(
+            "POST",
+            peer.base_url,
+            "/sparql",
+            party_id=peer.party_id,
+            data={"query": query},
+            headers={"Accept": RESULTS_JSON},
+            timeout=timeout,
+            follow_redirects=False,
+        )
+    except TrustError as exc:
+        raise RemoteCallError(f"no access token from {peer.party_id}: {exc.check}") from None
+    return check_response(resp.status_code, resp.headers, resp.content)
+
+
+def fetch_resource(
+    client: TrustClient,
+    peer: Peer,
+    iri: str,
+    *,
+    accept: str = "text/turtle",
+    etag: str | None = None,
+    timeout: float = 10.0,
+) -> RemoteResource:
+    """GET a resource IRI at the peer that serves it, with a token obtained at the peer's party."""
+    path = iri[len(peer.base_url) :] or "/"
+    if urlsplit(iri).fragment:
+        path = path.split("#", 1)[0]
+    headers = {"Accept": accept}
+    if etag:
+        headers["If-None-Match"] = etag
+    try:
+        resp = client.request(
+            "GET",
+            peer.base_url,
+            path,
+            party_id=peer.party_id,
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=False,
+        )
+    except TrustError as exc:
+        raise RemoteFetchError(
+            iri, 0, f"no access token from {peer.party_id}: {exc.check}"
+        ) from None
+    except httpx.TimeoutException:
+        raise RemoteFetchError(iri, 0, f"{peer.party_id} did not answer in time") from None
+    except httpx.HTTPError as exc:
+        raise RemoteFetchError(
+            iri, 0, f"cannot reach {peer.party_id}: {type(exc).__name__}"
+        ) from None
+    if resp.status_code == 304:
+        return RemoteResource(iri, 304, "", b"", resp.headers.get("etag"))
+    if resp.status_code != 200:
+        raise RemoteFetchError(
+            iri, resp.status_code, f"{peer.party_id} answered HTTP {resp.status_code}"
+        )
+    media = resp.headers.get("content-type", "").split(";")[0].strip()
+    return RemoteResource(iri, resp.status_code, media, resp.content, resp.headers.get("etag"))

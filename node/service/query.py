@@ -1,0 +1,312 @@
+"""The SPARQL use case: guard the text, decide (the enforcement point), evaluate, serialise, audit.
+
+Order matters for security: the text is checked against the [query] limits before anything
+parses it deeply; the caller's query grant is decided before any SERVICE is called; every
+SERVICE endpoint passes `Enforcer.outbound` (registry-vouched peer, caller allowed to make the
+node call out) before any network I/O; a SERVICE to this node itself is evaluated locally
+under the caller's own scope.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyoxigraph as ox
+
+from node import federation
+from node.enforcement import Caller, decision_event
+from node.errors import ProtocolError
+from node.negotiation import RDF_TYPES, RESULTS_TYPES, NotAcceptable, choose, serialise_triples
+from node.outbound import post_sparql
+from node.runtime import Runtime
+from node.sparql_results import (
+    collect_triples,
+    read_solutions,
+    serialise_solutions,
+    write,
+    write_boolean,
+)
+from node.sparql_text import SparqlSyntaxError, guard, limit_select
+from trust.audit import AuditEvent
+from trust.delegation import DSGO_QUERY, Decision, Policy, Scope
+
+__all__ = ["Answer", "SparqlRequest", "answer_query", "evaluate", "query_form"]
+
+_FORM = re.compile(
+    r"(?:\s+|#[^\n\r]*|PREFIX\s*[^\s<]*\s*<[^<>\s]*>|BASE\s*<[^<>\s]*>)*(SELECT|ASK|CONSTRUCT|DESCRIBE)\b",
+    re.I,
+)
+_IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')
+
+
+@dataclass(frozen=True)
+class SparqlRequest:
+    """A parsed SPARQL Protocol request: the query and the protocol's dataset parameters."""
+
+    query: str
+    default_graphs: list[str]
+    named_graphs: list[str]
+
+
+@dataclass
+class Answer:
+    body: bytes
+    media: str
+    size: int
+    truncated: bool
+
+
+def query_form(query: str) -> str | None:
+    """SELECT, ASK, CONSTRUCT or DESCRIBE after the prologue (None when it cannot be seen)."""
+    m = _FORM.match(query)
+    return m.group(1).upper() if m else None
+
+
+def answer_query(
+    rt: Runtime,
+    caller: Caller,
+    req: SparqlRequest,
+    accept: str | None,
+    fmt: str | None,
+    deadline: float,
+    evidence: Sequence[Policy],
+) -> Answer:
+    """The query thread's whole job: run, then audit the decision and the query in one write.
+
+    Fails closed: if the audit write fails, the answer is not given. A query that fails or runs
+    out of time still has its policy decisions recorded.
+    """
+    decisions: list[Decision] = []
+    calls: list[AuditEvent] = []
+    scope_seen: list[Scope] = []
+    try:
+        answer = _run(
+            rt, caller, req, accept, fmt, deadline, evidence, decisions, calls, scope_seen
+        )
+    except BaseException:
+        if decisions or calls:
+            rt.audit.append_all([*(decision_event(d) for d in decisions), *calls])
+        raise
+    query = AuditEvent(
+        kind="query",
+        party=caller.party_id,
+        target="sparql",
+        action=DSGO_QUERY,
+        token_jti=caller.jti,
+        query_hash=hashlib.sha256(req.query.encode()).hexdigest(),
+        datasets=touched_datasets(rt, scope_seen[0]) if scope_seen else (),
+        result_size=answer.size,
+        detail={"person": caller.person} if caller.person else {},
+    )
+    rt.audit.append_all([*(decision_event(d) for d in decisions), *calls, query])
+    return answer
+
+
+def _run(
+    rt: Runtime,
+    caller: Caller,
+    req: SparqlRequest,
+    accept: str | None,
+    fmt: str | None,
+    deadline: float,
+    evidence: Sequence[Policy],
+    decisions: list[Decision],
+    calls: list[AuditEvent],
+    scope_seen: list[Scope],
+) -> Answer:
+    """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline.
+
+    The format is negotiated before evaluation, so a 406 never leaves an engine result behind.
+    A local SELECT gets a LIMIT of one row over the cap, so pyoxigraph's own writer can write it.
+    """
+    guard(req.query, rt.settings.limits)
+    query = with_protocol_dataset(req)
+    form = query_form(query)
+    try:
+        media = choose(
+            accept, RDF_TYPES if form in ("CONSTRUCT", "DESCRIBE") else RESULTS_TYPES, fmt
+        )
+    except NotAcceptable:
+        rt.enforcer.query_scope(caller, evidence, decisions)  # a refusal still comes first
+        raise
+    cap = rt.settings.max_results
+    limited = (
+        None if federation.has_service(query) or form != "SELECT" else limit_select(query, cap + 1)
+    )
+    result = evaluate(
+        rt,
+        caller,
+        limited or query,
+        evidence,
+        decisions=decisions,
+        calls=calls,
+        scope_seen=scope_seen,
+        guarded=True,
+    )
+    if limited is not None and isinstance(result, ox.QuerySolutions):
+        body, rows, truncated = serialise_solutions(result, media, cap, deadline)
+        return Answer(body, media, rows, truncated)
+    if isinstance(result, ox.QueryBoolean | bool):
+        media = choose(accept, RESULTS_TYPES, fmt)
+        return Answer(write_boolean(bool(result), media), media, 1, False)
+    if hasattr(result, "variables"):  # solutions (possibly with graph names mapped back)
+        media = choose(accept, RESULTS_TYPES, fmt)
+        table = read_solutions(result, cap, deadline)
+        return Answer(write(table, media), media, len(table.rows), table.truncated)
+    media = choose(accept, RDF_TYPES, fmt)
+    triples, truncated = collect_triples(result, cap, deadline)
+    return Answer(serialise_triples(triples, media), media, len(triples), truncated)
+
+
+def evaluate(
+    rt: Runtime,
+    caller: Caller,
+    query: str,
+    evidence: Sequence[Policy] = (),
+    for_datasets: tuple[str, ...] = (),
+    decisions: list[Decision] | None = None,
+    calls: list[AuditEvent] | None = None,
+    scope_seen: list[Scope] | None = None,
+    guarded: bool = False,
+) -> Any:
+    """Run a query for `caller`: policy-scoped locally, SERVICE parts at vouched peer nodes.
+
+    Remote parts are asked by this node with its own token, only after the enforcement point
+    allowed the caller to make this node call out; each remote node enforces its own policies
+    for this node's party. Nothing fetched is written to the store. `for_datasets` names the
+    datasets the answer is computed for (a derivation), recorded with each remote call. With
+    `decisions` / `calls`, audit entries are collected for the caller to write in one go.
+    """
+    if not guarded:
+        guard(query, rt.settings.limits)
+    enforcer = rt.enforcer
+    if federation.has_service(query):
+        query = _inline_self(query, enforcer.is_self_endpoint)
+    if not federation.has_service(query):
+        scope = enforcer.query_scope(caller, evidence, decisions)
+        if scope_seen is not None:
+            scope_seen.append(scope)
+        return enforcer.run_scoped(
+            rt.store, query, scope, data_version=rt.store.version(), timeout=None
+        )
+    plan = _plan(query)
+    scope = enforcer.query_scope(caller, evidence, decisions)  # the grant first, then any I/O
+    if scope_seen is not None:
+        scope_seen.append(scope)
+    peers = {
+        s.endpoint: enforcer.outbound(caller, s.endpoint, endpoint=True, collect=decisions)
+        for s in plan.services
+    }
+    client = rt.layer.client()
+
+    def local(text: str) -> Any:
+        return enforcer.run_scoped(rt.store, text, scope, data_version=rt.store.version())
+
+    def fetch(endpoint: str, text: str, timeout: float) -> federation.RemoteSolutions:
+        return post_sparql(client, peers[endpoint], text, timeout)
+
+    reports: list[federation.SourceReport] = []
+    try:
+        result = federation.evaluate(
+            query,
+            local=local,
+            fetch=fetch,
+            timeout=rt.settings.query_timeout,
+            endpoint_allowed=peers.__contains__,
+            reports=reports,
+        )
+    finally:
+        events = [_call_event(rt, caller, peers, r, for_datasets) for r in reports]
+        if calls is not None:
+            calls.extend(events)
+        elif events:
+            rt.audit.append_all(events)
+    return result.result
+
+
+def _plan(query: str) -> federation.Plan:
+    try:
+        return federation.plan_query(query)
+    except SparqlSyntaxError as exc:
+        raise federation.InvalidQuery(f"cannot read the query: {exc}") from None
+
+
+def _inline_self(query: str, is_self: Any) -> str:
+    """SERVICE <this node's own /sparql> { P } becomes { P }: evaluated here, in the caller's scope."""
+    plan = _plan(query)
+    spans = [(s.start, s.end, "{ " + s.body + " }") for s in plan.services if is_self(s.endpoint)]
+    if not spans:
+        return query
+    out, pos = [], 0
+    for start, end, text in sorted(spans):
+        out += [query[pos:start], text]
+        pos = end
+    out.append(query[pos:])
+    return "".join(out)
+
+
+def _call_event(
+    rt: Runtime,
+    caller: Caller,
+    peers: dict[str, Any],
+    source: federation.SourceReport,
+    for_datasets: tuple[str, ...],
+) -> AuditEvent:
+    peer = peers.get(source.endpoint)
+    detail: dict[str, Any] = {
+        "requests": source.requests,
+        "error": source.error,
+        "silent": source.silent,
+        "on_behalf_of": caller.party_id,
+        "as": rt.settings.party_id,
+        "peer": peer.party_id if peer is not None else None,
+        "elapsed_ms": source.elapsed_ms,
+    }
+    if caller.person:
+        detail["person"] = caller.person
+    return AuditEvent(
+        kind="federated_call",
+        party=caller.party_id,
+        target=source.endpoint,
+        action=DSGO_QUERY,
+        token_jti=caller.jti,
+        datasets=for_datasets,
+        result_size=source.rows,
+        detail=detail,
+    )
+
+
+def touched_datasets(rt: Runtime, scope: Scope) -> tuple[str, ...]:
+    """Names of the datasets a query in `scope` could read (recorded in the audit log)."""
+    graphs = rt.enforcer.dataset_graphs(rt.store, rt.store.version())
+    if "*" in scope.whole_datasets:
+        readable = graphs
+    else:
+        partial = set()
+        for grant in scope.partial:
+            partial |= set(graphs) if grant.datasets is None else set(grant.datasets)
+        readable = [g for g in graphs if g in scope.whole_datasets or g in partial]
+    prefix = f"{rt.settings.base_iri}/dataset/"
+    return tuple(g[len(prefix) :] for g in readable if g.startswith(prefix))
+
+
+def with_protocol_dataset(req: SparqlRequest) -> str:
+    """Protocol dataset parameters become FROM / FROM NAMED, which enforcement intersects with the scope.
+
+    The protocol says they override the query's own dataset clause; the enforcer reads the clause,
+    so the text is rebuilt with the protocol's graphs and any FROM in the text is dropped.
+    """
+    if not req.default_graphs and not req.named_graphs:
+        return req.query
+    for iri in [*req.default_graphs, *req.named_graphs]:
+        if not _IRI_OK.fullmatch(iri):
+            raise ProtocolError(
+                f"default-graph-uri / named-graph-uri must be IRIs, got {iri[:200]!r}"
+            )
+    from node.enforcement import replace_dataset_clause
+
+    return replace_dataset_clause(req.query, req.default_graphs, req.named_graphs)
