@@ -31,6 +31,7 @@ from node.routes.follow import follow_routes
 from node.routes.resources import resource_routes
 from node.routes.sparql import sparql_routes
 from node.routes.trust import trust_routes
+from node.routes.witness import witness_routes
 from node.runtime import Runtime, build_runtime
 from node.sparql_text import QueryTooComplex, SparqlSyntaxError
 from node.store import StoreError
@@ -48,6 +49,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt.audit.start_keeper(_witness_push(rt))
         task = None
         if run_sync is not None and settings.sync_interval > 0:
             task = asyncio.create_task(_sync_loop(run_sync, settings.sync_interval))
@@ -78,6 +80,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         *audit_routes(rt),
         *dataset_routes(rt),
         *follow_routes(rt),
+        *witness_routes(rt),
     ]
     app.router.routes.extend(routes)
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
@@ -97,16 +100,39 @@ async def _sync_loop(run_sync, interval: float) -> None:
             log.warning("scheduled sync failed: %s", exc)
 
 
+def _witness_push(rt: Runtime):
+    """Hand each new audit checkpoint to the configured witness (audit.witness_url)."""
+    url, party = rt.settings.audit_witness_url, rt.settings.audit_witness_party_id
+    if not url or not party:
+        return None
+    client = rt.layer.client()
+
+    def push(checkpoint: str) -> None:
+        resp = client.request(
+            "POST", url, "/audit/witness", party_id=party, json={"checkpoint": checkpoint}
+        )
+        if resp.status_code != 200:
+            log.warning("audit witness %s refused a checkpoint: HTTP %s", url, resp.status_code)
+
+    return push
+
+
 def _token_recorder(rt: Runtime):
     def record(outcome: str, client_id: str | None, jti: str | None, reason: str | None) -> None:
+        # A refused request's client_id was never verified: it is kept as claimed, not as the
+        # party, so nobody can file refusals under another party's name.
+        issued = outcome == "token_issued"
+        detail: dict[str, object] = {"reason": reason} if reason else {}
+        if not issued and client_id is not None:
+            detail["claimed_client_id"] = client_id[:200]
         rt.record(
             AuditEvent(
                 kind=outcome,
-                party=client_id,
+                party=client_id if issued else None,
                 target="/connect/token",
                 action="token",
                 token_jti=jti,
-                detail={"reason": reason} if reason else {},
+                detail=detail,
             )
         )
 

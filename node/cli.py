@@ -219,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     asub = aud.add_subparsers(metavar="ACTION")
     p = asub.add_parser("verify", help="check the hash chain and signed checkpoints")
     _config_arg(p)
+    p.add_argument(
+        "--witness",
+        metavar="URL",
+        help="also check the log against the heads this witness node countersigned",
+    )
     p.set_defaults(func=cmd_audit_verify)
     p = asub.add_parser("trace", help="where a resource came from and who read it, across nodes")
     _config_arg(p)
@@ -726,19 +731,43 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         if settings.audit_backend == "postgresql"
         else str(settings.data_dir / "audit.sqlite")
     )
-    report = verify(
-        store, trusted_fingerprints(settings), node_party=load_identity(settings).party_id
-    )
-    if report.ok:
+    roots = trusted_fingerprints(settings)
+    party = load_identity(settings).party_id
+    report = verify(store, roots, node_party=party)
+    failed = not report.ok
+    for line in report.describe():
+        print(line)
+    if args.witness:
+        failed |= not _check_witness(settings, store, roots, party, args.witness)
+    if not failed:
         print(
             f"audit log intact: {report.entries} entries, {report.checkpoints} signed checkpoints"
         )
         return 0
-    if report.first_broken is not None:
-        print(f"audit log BROKEN at entry {report.first_broken}: {report.reason}")
-    if report.broken_checkpoint is not None:
-        print(f"checkpoint {report.broken_checkpoint} invalid: {report.checkpoint_reason}")
     return EXIT_ERROR
+
+
+def _check_witness(settings: Settings, store: Any, roots: set[str], party: str, url: str) -> bool:
+    """Compare the log with the heads the witness at `url` countersigned; print the outcome."""
+    from trust.witness import check_against_witness, verify_witness_receipt
+
+    peer = _peers(settings).resolve(url)
+    resp = _self_client(settings).request(
+        "GET", peer.base_url, f"/audit/witness/{party}", party_id=peer.party_id
+    )
+    body = _json_or_fail(resp)
+    heads = []
+    for item in body.get("heads", []):
+        payload = verify_witness_receipt(item["receipt"], roots, peer.party_id, party)
+        heads.append((int(payload["seq"]), str(payload["hash"])))
+    problem = check_against_witness(store, heads)
+    if problem is None:
+        newest = max((s for s, _ in heads), default=0)
+        print(f"witness {peer.party_id}: {len(heads)} countersigned heads hold (newest {newest})")
+        return True
+    what, (first, last) = problem
+    print(f"audit log BROKEN against witness {peer.party_id}: {what} (entries {first}-{last})")
+    return False
 
 
 def cmd_derive(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from trust.registry import (
     Registry,
     RegistryClient,
 )
+from trust.witness import WitnessStore
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Runtime:
     registry: Registry | None
     queries: ThreadPoolExecutor
     peers: PeerResolver
+    witness: WitnessStore
     closed: threading.Event = field(default_factory=threading.Event)
 
     def record(self, event: AuditEvent) -> None:
@@ -60,6 +62,7 @@ class Runtime:
         if self.closed.is_set():
             return
         self.closed.set()
+        self.audit.stop_keeper()
         self.queries.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
@@ -194,6 +197,7 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         registry=registry,
         queries=_query_pool(settings.query_slots),
         peers=peers,
+        witness=WitnessStore(settings.data_dir / "witness.sqlite", identity, roots),
     )
 
 

@@ -14,6 +14,7 @@ from trust.registry import PartyDirectory
 from trust.replay import ReplayCache
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+KNOWN_SCOPES = frozenset({"iSHARE", "ishare"})
 REQUIRED = ("grant_type", "scope", "client_id", "client_assertion_type", "client_assertion")
 REPLAY_NAMESPACE = "token"
 
@@ -48,6 +49,9 @@ def validate_token_request(
     scopes = form["scope"].split()
     if "iSHARE" not in scopes and "ishare" not in scopes:
         raise InvalidScope("scope", "scope must contain iSHARE")
+    unknown = sorted(set(scopes) - KNOWN_SCOPES)
+    if unknown:  # nothing reads other scope values, so none is carried in a token
+        raise InvalidScope("scope", f"unknown scope value(s) {unknown}; only iSHARE is defined")
     if form["client_assertion_type"] != ASSERTION_TYPE:
         raise InvalidRequest("client_assertion_type", f"must be {ASSERTION_TYPE}")
     assertion = form["client_assertion"]

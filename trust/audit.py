@@ -23,6 +23,7 @@ import base64
 import contextvars
 import datetime as dt
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -45,6 +46,7 @@ KINDS = frozenset(
     {"token_issued", "token_refused", "permit", "deny", "query", "federated_call", "admin"}
 )
 CHECKPOINT_TYP = "dsgo-audit-checkpoint+jws"
+log = logging.getLogger("dsgo.audit")
 VERIFY_PAGE = 10_000
 PROV = "http://www.w3.org/ns/prov#"
 DSGO = "https://w3id.org/dsgo-node/def#"
@@ -119,6 +121,20 @@ class VerifyReport:
     broken_checkpoint: int | None = None
     checkpoint_reason: str | None = None
     last_hash: str = GENESIS_HASH
+    affected: tuple[int, int] | None = None  # first and last seq of the entries concerned
+
+    def describe(self) -> list[str]:
+        """What is wrong, one line each, naming the entries affected."""
+        lines = []
+        span = f" (entries {self.affected[0]}-{self.affected[1]})" if self.affected else ""
+        if self.first_broken is not None:
+            lines.append(f"audit log BROKEN at entry {self.first_broken}: {self.reason}{span}")
+        if self.broken_checkpoint is not None:
+            lines.append(
+                f"checkpoint {self.broken_checkpoint} invalid: {self.checkpoint_reason}"
+                + ("" if self.first_broken is not None else span)
+            )
+        return lines
 
 
 class AuditLog:
@@ -139,7 +155,10 @@ class AuditLog:
         self.checkpoint_seconds = checkpoint_seconds
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._last_checkpoint = time.monotonic()
+        self._last_ck_seq = 0
         self._ck_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
         self._batching = hasattr(store, "append_many")
         self._writer: _GroupWriter | None = None
         self._writer_lock = threading.Lock()
@@ -310,10 +329,42 @@ class AuditLog:
             and time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds
         )
 
+    def start_keeper(self, push: Callable[[str], None] | None = None) -> None:
+        """A daemon thread that signs a checkpoint of the head within `checkpoint_seconds` of
+        the last write (so the newest entries are never uncovered for long), and hands each new
+        checkpoint to `push` (a witness), off the request path."""
+        if self.signer is None or self._keeper is not None or not self.checkpoint_seconds:
+            return
+        period = max(0.05, float(self.checkpoint_seconds))
+
+        def run() -> None:
+            pushed = None
+            while not self._stop.wait(period):
+                try:
+                    head = self.store.head()
+                    if head is not None and head.seq > self._last_ck_seq:
+                        self._sign_checkpoint(head.seq, head.hash)
+                    if push is not None:
+                        cps = self.store.checkpoints()
+                        if cps and cps[-1][0] != pushed:
+                            push(cps[-1][1])
+                            pushed = cps[-1][0]
+                except Exception as exc:  # noqa: BLE001 - keep keeping; say why
+                    log.warning("audit checkpoint keeper: %s", exc)
+
+        self._keeper = threading.Thread(target=run, name="dsgo-audit-checkpoints", daemon=True)
+        self._keeper.start()
+
+    def stop_keeper(self) -> None:
+        self._stop.set()
+
     def _sign_checkpoint(self, seq: int, entry_hash: str) -> None:
         assert self.signer is not None
         with self._ck_lock:
+            if seq <= self._last_ck_seq and seq % (self.checkpoint_every or seq + 1):
+                return
             self._last_checkpoint = time.monotonic()
+            self._last_ck_seq = max(self._last_ck_seq, seq)
             jws = sign_checkpoint(seq, entry_hash, self.signer, self._clock())
             try:
                 self.store.add_checkpoint(seq, jws)
@@ -454,11 +505,19 @@ def verify(
         if len(page) < VERIFY_PAGE:
             break
     broken_cp, cp_reason = None, None
+    affected: tuple[int, int] | None = None
+    good = 0  # the last checkpoint that held: a rewrite lies after it
     for seq, jws in cps:
         why = _check_checkpoint(seq, jws, hashes, trusted, first_broken, node_party)
         if why is not None:
             broken_cp, cp_reason = seq, why
+            if why == "entry_missing":
+                affected = (expected, max(s for s, _ in cps))
+            elif why == "checkpoint hash differs from the chain":
+                affected = (good + 1, seq)
+                cp_reason = "rewritten: the chain up to this checkpoint is not the one signed"
             break
+        good = seq
     if broken_cp is None and checkpoint_every:
         have = {seq for seq, _ in cps}
         limit = (first_broken or expected) - 1
@@ -468,7 +527,9 @@ def verify(
     if first_broken is None and broken_cp is not None and cp_reason == "entry_missing":
         first_broken, reason = expected, "truncated: a checkpoint covers entries that are gone"
     ok = first_broken is None and broken_cp is None
-    return VerifyReport(ok, count, len(cps), first_broken, reason, broken_cp, cp_reason, prev)
+    return VerifyReport(
+        ok, count, len(cps), first_broken, reason, broken_cp, cp_reason, prev, affected
+    )
 
 
 def sign_checkpoint(

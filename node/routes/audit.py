@@ -64,6 +64,7 @@ def audit_routes(rt: Runtime) -> list[Route]:
                         "query_hash": e.query_hash,
                         "datasets": list(e.datasets),
                         "result_size": e.result_size,
+                        "detail": e.detail,
                         "hash": e.hash,
                         "prev": e.prev,
                     }
