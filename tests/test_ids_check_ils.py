@@ -131,3 +131,12 @@ def test_the_example_model_is_reproducible(models, tmp_path: Path):
     assert digest_without_times(_check(again).lines) == digest_without_times(
         _check(models["built"]).lines
     )
+
+
+def test_bench_ids_runs():
+    """The bench (bench/bench_ids.py) on one pair: both pipelines agree; no timing asserted."""
+    from bench import bench_ids
+
+    result = bench_ids.run(pairs=1)
+    assert result["ids_files"] == 26 and result["report_triples"] > 0
+    assert result["ratio"] > 0 and result["ifctester_median_s"] > 0
