@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ XSD = "http://www.w3.org/2001/XMLSchema#"
 # IFC schemas ifctester checks (IDS 1.0 ifcVersion values); what ifcopenshell reports for them.
 SUPPORTED_SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3_ADD2")
 _SCHEMA_ALIASES = {"IFC4X3": "IFC4X3_ADD2"}
+_DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # the node's rule (node/iri.py)
 
 Verdict = Literal["pass", "fail", "missing", "not-applicable"]
 IriFor = Callable[[Any], str | None]
@@ -248,6 +250,9 @@ def check_model(
     unreadable IFC, an unreadable or invalid IDS, and an IFC schema the IDS files do not target.
     """
     started = utc_now()
+    for what, name in (("report_dataset", report_dataset), ("model_dataset", model_dataset)):
+        if name is not None and not _DATASET_NAME.fullmatch(name):
+            raise ConnectorError(what, "", f"{name!r} is not a dataset name ([a-z0-9][a-z0-9_-]*)")
     if not ids_paths:
         raise ConnectorError("ids", "", "no IDS file given")
     base = base_iri.rstrip("/")

@@ -368,3 +368,9 @@ def test_error_ids_missing_and_none_given():
         _check(DATA / "ifc" / "IfcOpenHouse_IFC4.ifc", [Path("/nonexistent/x.ids")])
     with pytest.raises(ConnectorError, match="no IDS file given"):
         _check(DATA / "ifc" / "IfcOpenHouse_IFC4.ifc", [])
+
+
+def test_error_bad_dataset_name():
+    case = CASES / "entity" / "pass-a_matching_entity_should_pass"
+    with pytest.raises(ConnectorError, match="not a dataset name"):
+        _check(case.with_suffix(".ifc"), [case.with_suffix(".ids")], report_dataset="Permit Check")
