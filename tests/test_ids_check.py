@@ -374,3 +374,18 @@ def test_error_bad_dataset_name():
     case = CASES / "entity" / "pass-a_matching_entity_should_pass"
     with pytest.raises(ConnectorError, match="not a dataset name"):
         _check(case.with_suffix(".ifc"), [case.with_suffix(".ids")], report_dataset="Permit Check")
+
+
+def test_ifc4x3_model_is_checked(tmp_path: Path):
+    """The ILS targets IFC4X3_ADD2 too: an IFC4X3 model is in scope of its specifications."""
+    import ifcopenshell
+    import ifcopenshell.api
+
+    model = ifcopenshell.file(schema="IFC4X3")
+    ifcopenshell.api.run("root.create_entity", model, ifc_class="IfcProject", name="P")
+    path = tmp_path / "p4x3.ifc"
+    model.write(str(path))
+    result = _check(path, [ILS / "07-9.02-Project.ids", ILS / "33-9.17-Tarra-Ruimte.ids"])
+    assert result.model_schema == "IFC4X3_ADD2"
+    verdicts = [s.verdict for s in result.summary.specifications]
+    assert verdicts == ["fail", "missing"]  # no Description / UnitsInContext; no tarra space
