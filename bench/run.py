@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"
-MODULES = ("bench_trust", "bench_jsonld", "bench_audit", "bench_enforcement", "bench_connectors")
+MODULES = (
+    "bench_trust",
+    "bench_jsonld",
+    "bench_audit",
+    "bench_enforcement",
+    "bench_connectors",
+    "bench_ids",
+)
 
 
 def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -112,6 +119,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         meas.get("ratio_vs_bulk_load"),
         meas.get("target_ratio", 0.5),
         True,
+    )
+    ids = results.get("bench_ids", {})
+    add(
+        "IDS permit check: check_model / ifctester (ILS model)",
+        ids.get("ratio"),
+        ids.get("target_ratio", 1.3),
+        False,
+        f"vs ifctester without its reporter: {ids.get('ratio_vs_validate_only')}",
     )
     fed = results.get("bench_federation", {})
     for key, value in flatten(fed):
