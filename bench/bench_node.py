@@ -268,7 +268,8 @@ def serve_app(config: Path, port: int, audit: str) -> None:
 
 def _null_audit(runtime: Any) -> None:
     """Replace the runtime's audit log (and the enforcer's decision hook) with a no-op writer."""
-    from trust.audit import AuditLog, decision_event
+    from node.enforcement import decision_event
+    from trust.audit import AuditLog
     from trust.audit_store import NullAuditStore
 
     null = AuditLog(NullAuditStore())

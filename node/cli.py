@@ -201,7 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--dataset", help="dataset name, or * for all")
     target.add_argument("--type", help="class IRI or prefixed name, e.g. bot:Building")
-    p.add_argument("--ids", nargs="*", help="resource IRIs (with --type); default all")
+    target.add_argument(
+        "--federate",
+        action="store_true",
+        help="let the party make this node call other nodes' endpoints (--ids) on its behalf",
+    )
+    p.add_argument(
+        "--ids",
+        nargs="*",
+        help="resource IRIs (with --type) or endpoints (--federate); default all",
+    )
     p.add_argument("--attributes", nargs="*", help="property IRIs or prefixed names; default all")
     p.add_argument("--until", help="ISO date or datetime (UTC) after which the policy ends")
     p.set_defaults(func=cmd_policy_grant)
@@ -692,6 +701,14 @@ def cmd_policy_grant(args: argparse.Namespace) -> int:
     if not PARTY_ID.match(args.to):
         raise CliError(f"--to: {args.to!r} is not a party id")
     until = _timestamp(args.until) if args.until else None
+    if args.federate:
+        from trust.delegation import DSGO_FEDERATE, DSGO_SERVICE
+
+        policy_id = _policies(settings).grant(
+            args.to, type=DSGO_SERVICE, ids=args.ids or None, actions=[DSGO_FEDERATE], until=until
+        )
+        print(policy_id)
+        return 0
     policy_id = _policies(settings).grant(
         args.to,
         dataset=args.dataset,

@@ -36,7 +36,6 @@ import orjson
 import pyoxigraph as ox
 
 from trust.audit_store import GENESIS_HASH, AuditStore, AuditStoreError, Row
-from trust.delegation import Decision
 from trust.errors import TrustError
 from trust.pki import PartyIdentity, certificate_matches_party
 from trust.pki import party_iri as pki_party_iri
@@ -75,18 +74,6 @@ class AuditEvent:
     datasets: tuple[str, ...] = ()
     result_size: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
-
-
-def decision_event(decision: Decision) -> AuditEvent:
-    """The audit entry for an enforcement decision (a permit or a deny)."""
-    return AuditEvent(
-        kind="permit" if decision.effect == "Permit" else "deny",
-        party=decision.party,
-        target=decision.target,
-        action=decision.action,
-        policy_ids=tuple(decision.policy_ids),
-        detail={"effect": decision.effect, "reason": decision.reason},
-    )
 
 
 @dataclass(frozen=True)
