@@ -502,7 +502,7 @@ def verify(
                 affected = (expected, max(s for s, _ in cps))
             elif why == "checkpoint hash differs from the chain":
                 affected = (good + 1, seq)
-                cp_reason = "rewritten: the chain up to this checkpoint is not the one signed"
+                cp_reason = "rewritten: the chain differs from the one this checkpoint signed"
             break
         good = seq
     if broken_cp is None and checkpoint_every:
