@@ -64,6 +64,7 @@ import sys
 import unicodedata
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -443,8 +444,7 @@ class _Converter:
     def _property(
         self, lines: list[str], s: str, set_name: str, name: str, values: list[tuple[Any, str]]
     ) -> None:
-        predicate = _predicate(name)
-        segment = f"{nt.iri_segment(set_name) or '-'}/{nt.iri_segment(name) or '-'}"
+        predicate, segment = _names(set_name, name)
         if len(values) == 1 and values[0][1] in _MEASURES:
             node = f"{s[:-1]}/qv/{segment}>"
             self._quantity(lines, s, node, name, values[0][0], values[0][1], predicate)
@@ -618,6 +618,12 @@ def _element_class(entity: Any) -> str | None:
     for suffix in ("StandardCase", "ElementedCase"):
         name = name.removesuffix(suffix)
     return f"{BEO}{name}" if name in _BEO else None
+
+
+@lru_cache(maxsize=65536)
+def _names(set_name: str, name: str) -> tuple[str, str]:
+    """(predicate, 'set/name' IRI path) of a property; names repeat, so this is cached."""
+    return _predicate(name), f"{nt.iri_segment(set_name) or '-'}/{nt.iri_segment(name) or '-'}"
 
 
 def _predicate(name: str) -> str:

@@ -37,6 +37,8 @@ def iri_segment(value: str) -> str:
     first so that one name always gives one IRI.
     """
     text = unicodedata.normalize("NFC", str(value))
+    if text.isascii() and text.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        return text
     return "".join(
         ch if ch in _SEGMENT_DELIMS or _iunreserved(ch) else quote(ch, safe="") for ch in text
     )
