@@ -70,9 +70,10 @@ def run() -> dict:
     return out
 
 
-# One measurement per fresh interpreter, so that peak RSS is that step's own (ru_maxrss, KiB).
+# One measurement per fresh interpreter, so that peak RSS is that step's own: VmHWM of the
+# process (ru_maxrss would carry over the parent's peak across fork and exec).
 _CHILD = """
-import json, resource, sys, tempfile, time
+import json, sys, tempfile, time
 from pathlib import Path
 import ifcopenshell
 mode, path = sys.argv[1], sys.argv[2]
@@ -91,7 +92,8 @@ elif mode in ("convert", "ingest"):
         result = run("ifc", path, **kw) if mode == "ingest" else run(path, **kw)
         triples = result.triple_count
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+with open("/proc/self/status") as fh:
+    peak = next(int(x.split()[1]) for x in fh if x.startswith("VmHWM:")) / 1024
 print(json.dumps({"seconds": seconds, "peak_mib": peak, "triples": triples}))
 """
 
