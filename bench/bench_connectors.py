@@ -1,8 +1,11 @@
-"""Connector throughput next to pyoxigraph's bulk load of the same N-Triples (same run)."""
+"""Connector throughput next to pyoxigraph's bulk load of the same N-Triples (same run), and
+IFC ingest of the largest corpus model next to a plain ``ifcopenshell.open()`` of the same file."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +66,81 @@ def run() -> dict:
                 "seconds": round(time.perf_counter() - start, 3),
                 "triples": res.triple_count,
             }
+    out["ifc_ingest_vs_open"] = ifc_ingest_vs_open()
+    return out
+
+
+# One measurement per fresh interpreter, so that peak RSS is that step's own: VmHWM of the
+# process (ru_maxrss would carry over the parent's peak across fork and exec).
+_CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+import ifcopenshell
+mode, path = sys.argv[1], sys.argv[2]
+triples = None
+if mode != "baseline":
+    from connectors import get
+    from connectors.run import run_connector
+start = time.perf_counter()
+if mode == "open":
+    ifcopenshell.open(path)
+elif mode in ("convert", "ingest"):
+    with tempfile.TemporaryDirectory() as work:
+        kw = dict(base_iri="http://127.0.0.1:8101", dataset="bench", party_id="bench",
+                  workdir=Path(work), options={"progress": "0"})
+        run = run_connector if mode == "ingest" else get("ifc").run
+        result = run("ifc", path, **kw) if mode == "ingest" else run(path, **kw)
+        triples = result.triple_count
+seconds = time.perf_counter() - start
+with open("/proc/self/status") as fh:
+    peak = next(int(x.split()[1]) for x in fh if x.startswith("VmHWM:")) / 1024
+print(json.dumps({"seconds": seconds, "peak_mib": peak, "triples": triples}))
+"""
+
+
+def _child(mode: str, path: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def largest_ifc_model() -> Path:
+    """The largest corpus model IfcOpenShell reads (the IFC4X3_RC2 one it cannot is left out)."""
+    models = [p for p in IFC.rglob("*.ifc") if "_RC" not in p.name.upper()]
+    return max(models, key=lambda p: p.stat().st_size)
+
+
+def ifc_ingest_vs_open() -> dict:
+    """Seconds and peak memory: open() alone, the connector, and ingest (connector + SHACL)."""
+    model = largest_ifc_model()
+    baseline = _child("baseline", model)
+    rows = {mode: _child(mode, model) for mode in ("open", "convert", "ingest")}
+    base_mib = baseline["peak_mib"]
+    out: dict = {
+        "model": model.name,
+        "size_mib": round(model.stat().st_size / 2**20, 2),
+        "triples": rows["ingest"]["triples"],
+        "interpreter_baseline_mib": round(base_mib, 1),
+    }
+    for mode, row in rows.items():
+        out[mode] = {"seconds": round(row["seconds"], 3), "peak_mib": round(row["peak_mib"], 1)}
+    opened = rows["open"]
+    for mode in ("convert", "ingest"):
+        row = rows[mode]
+        out[f"{mode}_over_open"] = {
+            "time_ratio": round(row["seconds"] / opened["seconds"], 2),
+            "peak_memory_ratio": round(row["peak_mib"] / opened["peak_mib"], 2),
+            "peak_memory_ratio_net_of_interpreter": round(
+                (row["peak_mib"] - base_mib) / max(1e-9, opened["peak_mib"] - base_mib), 2
+            ),
+        }
     return out
 
 

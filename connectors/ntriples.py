@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 _FORBIDDEN_IRI_CHARS = frozenset('<>"{}|^`\\ \t\r\n')
+_SEGMENT_DELIMS = frozenset("!$&'()*+,;=:@")
 
 
 class InvalidIri(ValueError):
@@ -25,6 +27,34 @@ def iri(value: str) -> str:
 def segment(value: str) -> str:
     """Percent-encode a value for one IRI path segment (only unreserved characters stay)."""
     return quote(str(value), safe="-._~")
+
+
+def iri_segment(value: str) -> str:
+    """Percent-encode only what an IRI path segment cannot hold (RFC 3987 ``ipchar`` stays).
+
+    Letters of any script, sub-delimiters, ':' and '@' are kept: 'Höhe (m)' becomes
+    'Höhe%20(m)'; '/', '?', '#', '%', spaces and controls are encoded. The text is NFC-normalised
+    first so that one name always gives one IRI.
+    """
+    text = unicodedata.normalize("NFC", str(value))
+    if text.isascii() and text.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        return text
+    return "".join(
+        ch if ch in _SEGMENT_DELIMS or _iunreserved(ch) else quote(ch, safe="") for ch in text
+    )
+
+
+def _iunreserved(ch: str) -> bool:
+    code = ord(ch)
+    if code < 0x80:
+        return ch.isalnum() or ch in "-._~"
+    # RFC 3987 ucschar, minus the ranges it leaves out (surrogates, specials, non-characters)
+    return (
+        0xA0 <= code <= 0xD7FF
+        or 0xF900 <= code <= 0xFDCF
+        or 0xFDF0 <= code <= 0xFFEF
+        or (0x10000 <= code <= 0xEFFFD and (code & 0xFFFF) < 0xFFFE)
+    ) and not unicodedata.category(ch).startswith(("Z", "C"))
 
 
 def literal(value: str, datatype: str | None = None, lang: str | None = None) -> str:

@@ -232,7 +232,8 @@ def _stories(builder: Party, renovator: Party, auditor: Party, registry: Party) 
         PREFIX props: <https://w3id.org/props#> PREFIX qudt: <http://qudt.org/schema/qudt/>
         PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
         SELECT ?name ?area WHERE {
-          ?wall a beo:Wall ; props:isExternal true ; rdfs:label ?name .
+          ?wall a beo:Wall ; props:isExternal/<http://www.w3.org/1999/02/22-rdf-syntax-ns#value> true ;
+                rdfs:label ?name .
           OPTIONAL { ?wall props:area/qudt:numericValue ?area }
         } ORDER BY DESC(?area) LIMIT 6""",
     )
@@ -240,7 +241,8 @@ def _stories(builder: Party, renovator: Party, auditor: Party, registry: Party) 
         builder_client,
         builder.url,
         """PREFIX beo: <https://pi.pauwel.be/voc/buildingelement#> PREFIX props: <https://w3id.org/props#>
-        SELECT (COUNT(?w) AS ?n) WHERE { ?w a beo:Wall ; props:isExternal true }""",
+        SELECT (COUNT(?w) AS ?n) WHERE {
+          ?w a beo:Wall ; props:isExternal/<http://www.w3.org/1999/02/22-rdf-syntax-ns#value> true }""",
     )
     print(f"  {count['n']} external walls; the largest ({len(rows)} shown):")
     for row in rows:

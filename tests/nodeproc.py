@@ -320,7 +320,7 @@ observes = "dsgo:AirTemperature"
 unit = "°C"
 """.replace(
     "@FEATURE_IRIS@",
-    "\n".join(f'"{room}" = "{{base}}/id/space/{gid}"' for room, gid in ROOM_SPACES.items()),
+    "\n".join(f'"{room}" = "{{base}}/id/bim/space/{gid}"' for room, gid in ROOM_SPACES.items()),
 )
 
 

@@ -171,7 +171,7 @@ def multiset(rows: list[tuple]) -> collections.Counter:
 
 
 def test_cross_node_dereference_with_automatic_token(world: World) -> None:
-    space = f"{world.builder_url}/id/space/{ROOM_SPACES['917810']}"
+    space = f"{world.builder_url}/id/bim/space/{ROOM_SPACES['917810']}"
     # Without a token the builder refuses: the CLI's answer comes from its automatic token.
     assert httpx.get(space, headers={"Accept": "text/turtle"}).status_code == 401
     out = dsgo("get", space, "--config", world.renovator).stdout
@@ -266,7 +266,7 @@ def test_remote_node_down_is_a_per_source_error(world: World) -> None:
         # SILENT: the builder's part contributes one empty solution, so only local bindings remain.
         assert rows and all(row[1] is None and row[2] is None for row in rows)
         assert {row[0] for row in rows} == {
-            f"{world.builder_url}/id/space/{gid}" for gid in ROOM_SPACES.values()
+            f"{world.builder_url}/id/bim/space/{gid}" for gid in ROOM_SPACES.values()
         }
     finally:
         world.builder_proc = world.procs.serve(

@@ -141,7 +141,7 @@ def derived(world: World) -> str:
 
 def test_trace_follows_the_derived_data_to_the_ifc_file(world: World, derived: str) -> None:
     builder, renovator = world.urls[BUILDER], world.urls[RENOVATOR]
-    space = f"{builder}/id/space/{ROOM_SPACES['917810']}"
+    space = f"{builder}/id/bim/space/{ROOM_SPACES['917810']}"
     sha = hashlib.sha256(world.ifc.read_bytes()).hexdigest()
     auditor = world.configs[AUDITOR]
 

@@ -28,11 +28,11 @@ PARTY = "EU.EORI.NL000000101"
 CO2_OF_A_ROOM = """PREFIX sosa: <http://www.w3.org/ns/sosa/> PREFIX qudt: <http://qudt.org/schema/qudt/>
 PREFIX dsgo: <https://w3id.org/dsgo-node/def#>
 SELECT ?v WHERE { ?o sosa:observedProperty dsgo:CO2Concentration ;
-  sosa:hasFeatureOfInterest <%s/id/space/0BTBFw6f90Nfh9rP1dlXr2> ;
+  sosa:hasFeatureOfInterest <%s/id/bim/space/0BTBFw6f90Nfh9rP1dlXr2> ;
   sosa:resultTime "2022-10-12T10:00:00+02:00"^^<http://www.w3.org/2001/XMLSchema#dateTime> ;
   sosa:hasResult/qudt:numericValue ?v }"""
 SPACE_NAME = """PREFIX props: <https://w3id.org/props#>
-SELECT ?n WHERE { <%s/id/space/0BTBFw6f90Nfh9rP1dlXr2> props:longName ?n }"""
+SELECT ?n WHERE { <%s/id/bim/space/0BTBFw6f90Nfh9rP1dlXr2> props:longName ?n }"""
 
 
 @dataclass
