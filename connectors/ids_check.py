@@ -80,32 +80,21 @@ _FACET_COMPONENT = {
 
 
 def connector_iri_for(base_iri: str, model_dataset: str | None = None) -> IriFor:
-    """The IRI rule of connectors/ifc.py, mirrored here in one place (swap it for ifc's own).
+    """The IFC connector's own IRI rule (`connectors.ifc.resource_iri`) for `model_dataset`.
 
-    Today the IFC connector writes ``{base}/id/{kind}/{GlobalId percent-encoded}`` for sites,
-    buildings, storeys, spaces and elements (not features or virtual elements), whatever the
-    dataset; ``model_dataset`` is accepted for the dataset-scoped rule that replaces it. Other
-    entities (IfcProject, IfcZone, IfcMapConversion, ...) have no resource there: None.
+    Entities the connector does not describe (IfcProject, IfcMapConversion, ...), and every
+    entity of a model checked as a file with no dataset, have no resource there: None (the
+    report then describes them with a node of its own).
     """
-    base = base_iri.rstrip("/")
-    del model_dataset  # the current rule is not dataset-scoped
+    from connectors.ifc import ifc_kind, resource_iri
 
     def iri_for(entity: Any) -> str | None:
-        if entity.is_a("IfcSite"):
-            kind = "site"
-        elif entity.is_a("IfcBuilding"):
-            kind = "building"
-        elif entity.is_a("IfcBuildingStorey"):
-            kind = "storey"
-        elif entity.is_a("IfcSpace"):
-            kind = "space"
-        elif entity.is_a("IfcElement") and not (
-            entity.is_a("IfcFeatureElement") or entity.is_a("IfcVirtualElement")
-        ):
-            kind = "element"
-        else:
+        if model_dataset is None:
             return None
-        return f"{base}/id/{kind}/{nt.segment(entity.GlobalId)}"
+        kind = ifc_kind(entity)
+        if kind is None or not getattr(entity, "GlobalId", None):
+            return None
+        return resource_iri(base_iri, model_dataset, kind, entity.GlobalId)
 
     return iri_for
 

@@ -91,7 +91,7 @@ def test_official_case_verdict_in_report(ids_file: Path):
 def test_failure_names_entity_requirement_found_and_expected():
     """A failed entity: its resource IRI, the failed requirement, the value found and expected."""
     case = CASES / "property" / "fail-no_matching_value_in_an_enumerated_property_will_fail_3_3"
-    result = _check(case.with_suffix(".ifc"), [case.with_suffix(".ids")])
+    result = _check(case.with_suffix(".ifc"), [case.with_suffix(".ids")], model_dataset="m")
     store = _store(result)
     rows = list(
         store.query(
@@ -109,7 +109,7 @@ def test_failure_names_entity_requirement_found_and_expected():
     assert len(rows) == 1
     row = rows[0]
     gid = row["gid"].value
-    assert row["focus"].value == f"{BASE}/id/element/{gid}"
+    assert row["focus"].value == f"{BASE}/id/m/element/{gid}"  # connectors.ifc.resource_iri
     assert row["value"].value == "DEMOLISH, EXISTING"  # the enumerated value found
     assert row["expected"].value == "NEW (IFCLABEL)"
     assert row["label"].value and row["message"].value
@@ -291,7 +291,7 @@ def test_default_iri_rule_matches_the_ifc_connector(tmp_path: Path):
         t.subject.value
         for t in connectors.iter_triples(out)
         if isinstance(t.subject, ox.NamedNode)
-        and re.match(rf"{BASE}/id/[a-z]+/[^/]+$", t.subject.value)
+        and re.match(rf"{BASE}/id/bim/[a-z-]+/[^/]+$", t.subject.value)
     }
     iri_for = connector_iri_for(BASE, "bim")
     model = ifcopenshell.open(str(model_path))

@@ -100,7 +100,7 @@ def test_which_spaces_fail_9_12b(models):
     rows = list(_store(_check(models["built"])).query(SPACES_FAILING_912B))
     assert [r["name"].value for r in rows] == ["A202", "A203", "B202", "B203"]
     assert {r["found"].value for r in rows} == {"Netto-Inhoud"}
-    assert all(r["space"].value.startswith(f"{BASE}/id/space/") for r in rows)
+    assert all(r["space"].value.startswith(f"{BASE}/id/bim/space/") for r in rows)
     assert not list(_store(_check(models["fixed"])).query(SPACES_FAILING_912B))
 
 
