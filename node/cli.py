@@ -16,6 +16,21 @@ import httpx
 
 from node.config import PARTY_ID, ConfigError, Settings, load_settings
 
+CONNECT_EPILOG = """\
+kinds:
+  ifc           IFC2X3, IFC4 or IFC4X3_ADD2 model (other schemas, e.g. IFC4X3_RC2, are refused).
+                Sites, buildings, storeys, spaces -> BOT; IFC 4.3 facilities (road, railway,
+                bridge, marine) and facility parts -> bot:Zone; every element but virtual ones,
+                and alignments -> bot:Element (BEO class where one exists, bSDD IFC 4.3 class
+                always); every property and quantity set with its name (lengths/areas/volumes
+                in m, m2, m3); schema, authoring application, georeferencing (e.g. EPSG:28992)
+                and address on the site. IRIs: {base}/id/{dataset}/{kind}/{GlobalId}.
+                Options: bag_pand=<16-digit BAG pand id>, progress=0|1.
+  measurements  sensor readings (CSV/Parquet) with a --mapping TOML
+  bag           BAG 2.0 XML extract
+  sql           tables of a database (SQLAlchemy URL or SQLite file) with a --mapping TOML
+The full IFC mapping: README, "The IFC connector" (or the connectors.ifc module docstring).
+"""
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -110,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "connect", cmd_connect, "convert a source with a connector and load it as a dataset"
     )
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = CONNECT_EPILOG
     p.add_argument("kind", help="ifc, measurements, bag or sql")
     p.add_argument("source")
     p.add_argument("--dataset", required=True)
