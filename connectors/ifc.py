@@ -70,7 +70,7 @@ from typing import Any
 
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, SourceUnreadable, SourceUnsupported
 from connectors.mapping import load_mapping
 from connectors.provenance import file_prov, require_file, utc_now
 
@@ -234,10 +234,12 @@ def _open(path: Path) -> Any:
         model = ifcopenshell.open(str(path))
     except (ifcopenshell.Error, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
         if schema and schema not in SCHEMAS and "schema" in str(exc).lower():
-            raise ConnectorError(str(path), "header FILE_SCHEMA", _unsupported(schema)) from None
-        raise ConnectorError(str(path), "file", f"not a readable IFC-SPF model: {exc}") from None
+            raise SourceUnsupported(str(path), "header FILE_SCHEMA", _unsupported(schema)) from None
+        raise SourceUnreadable(str(path), "file", f"not a readable IFC-SPF model: {exc}") from None
     if model.schema_identifier not in SCHEMAS:
-        raise ConnectorError(str(path), "header FILE_SCHEMA", _unsupported(model.schema_identifier))
+        raise SourceUnsupported(
+            str(path), "header FILE_SCHEMA", _unsupported(model.schema_identifier)
+        )
     if not model.by_type("IfcProject"):
         raise ConnectorError(str(path), "data section", "no IfcProject: file is empty or truncated")
     return model

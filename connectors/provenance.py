@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.base import ProvRecord
-from connectors.errors import ConnectorError
+from connectors.errors import SourceUnreadable
 
 
 def file_sha256(path: Path) -> str:
@@ -18,7 +18,7 @@ def file_sha256(path: Path) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError as exc:
-        raise ConnectorError(str(path), "", f"cannot read source: {exc.strerror or exc}") from exc
+        raise SourceUnreadable(str(path), "", f"cannot read source: {exc.strerror or exc}") from exc
     return digest.hexdigest()
 
 
@@ -59,5 +59,5 @@ def require_file(source: str) -> Path:
     """The source as an existing file path, or a ConnectorError saying it is missing."""
     path = Path(source)
     if not path.is_file():
-        raise ConnectorError(source, "", "source file not found")
+        raise SourceUnreadable(source, "", "source file not found")
     return path

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.errors import ConnectorError, ShaclValidationError
 from node.auth import error_response
 from node.config import Settings
 from node.enforcement import AccessDenied
@@ -188,6 +189,24 @@ async def _node_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=exc.headers or None)
 
 
+_CONNECTOR_STATUS = {
+    "unknown_connector": 400,
+    "source_unreadable": 400,
+    "unsupported_source": 415,
+    "shacl_violation": 422,
+}
+
+
+async def _connector_error(request: Request, exc: Exception) -> Response:
+    """The same message as the CLI prints with the node stopped, with a 4xx status."""
+    assert isinstance(exc, ConnectorError)
+    extra: dict[str, object] = {"source": exc.source, "position": exc.position}
+    if isinstance(exc, ShaclValidationError):
+        extra["violations"] = exc.results[:10]
+        extra["total"] = exc.total
+    return _json_error(_CONNECTOR_STATUS.get(exc.code, 422), exc.code, str(exc), **extra)
+
+
 async def _syntax_error(request: Request, exc: Exception) -> Response:
     extra = {}
     if isinstance(exc, QueryTooComplex):
@@ -244,5 +263,6 @@ _HANDLERS = {
     ProtocolError: _node_error,
     NodeError: _node_error,
     SparqlSyntaxError: _syntax_error,
+    ConnectorError: _connector_error,
     FederationError: _federation_error,
 }

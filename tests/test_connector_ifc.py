@@ -159,7 +159,7 @@ def test_shacl_violation_names_the_node(tmp_path):
     with pytest.raises(ShaclValidationError) as err:
         validate(result, "ifc")
     assert f"{BASE}/id/oh/space/x" in str(err.value) and "Violation" in str(err.value)
-    assert err.value.http_status == 422
+    assert err.value.code == "shacl_violation"
 
 
 def test_truncated_ifc_is_a_clear_error(tmp_path):
