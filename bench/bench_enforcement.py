@@ -16,7 +16,8 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from node.enforcement import Enforcer, MemoryStore
+from node.enforcement import Enforcer
+from node.store import MemoryStore
 from trust.policy_store import PolicyStore
 
 BASE = "http://127.0.0.1:8101"

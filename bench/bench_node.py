@@ -509,7 +509,7 @@ def run(
             import pyoxigraph as ox
 
             ro = ox.Store.read_only(str(settings.store_dir))
-            # Datasets live in versioned physical graphs (node/graph_versions.py): query those,
+            # Datasets live in versioned physical graphs (node/store/oxigraph.py): query those,
             # as the node does, not the stable dataset IRIs (which hold no quads).
             graphs = sorted(
                 row["p"].value

@@ -356,9 +356,8 @@ def cmd_load(args: argparse.Namespace) -> int:
             info = store.replace_dataset(
                 args.dataset, args.file, fmt, label=str(args.file), progress=progress
             )
-        if hasattr(store, "compact"):
-            print("compacting the store", file=sys.stderr)
-            store.compact()
+        print("compacting the store", file=sys.stderr)
+        store.compact()
     finally:
         store.close()
     print(f"dataset {info.name}: {info.triples} triples")

@@ -13,12 +13,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urljoin
 
 import pyoxigraph as ox
 
 from node.sparql_text import LANGTAG, STRING, VAR, tokenize
+from node.store import MemoryStore, Store
 from trust.audit import AuditEvent
 from trust.delegation import (
     DSGO_FEDERATE,
@@ -120,30 +121,8 @@ def decision_event(decision: Decision) -> AuditEvent:
     )
 
 
-class QueryStore(Protocol):
-    """The part of node/store.py the enforcement point uses."""
-
-    def query(
-        self,
-        sparql: str,
-        *,
-        default_graph: list[str] | None,
-        named_graphs: list[str] | None,
-        union_default: bool = False,
-        timeout: float | None = None,
-    ) -> Any: ...
-
-    def quads(
-        self,
-        subject: str | None = None,
-        predicate: str | None = None,
-        object: Any = None,
-        graphs: list[str] | None = None,
-    ) -> Iterable[ox.Quad]: ...
-
-
 def scoped_query(
-    store: QueryStore,
+    store: Store,
     query: str,
     scope: Scope,
     *,
@@ -162,7 +141,7 @@ def scoped_query(
             )
         else:
             mem = _materialise(store, scope, dataset_graphs)
-        target: QueryStore = MemoryStore(mem)
+        target: Store = MemoryStore(mem)
         permitted = set(whole) | {g.value for g in mem.named_graphs()}
     else:
         target = store
@@ -587,7 +566,7 @@ class Enforcer:
 
     def query(
         self,
-        store: QueryStore,
+        store: Store,
         caller: Caller | str,
         sparql: str,
         *,
@@ -621,7 +600,7 @@ class Enforcer:
 
     def run_scoped(
         self,
-        store: QueryStore,
+        store: Store,
         sparql: str,
         scope: Scope,
         *,
@@ -640,7 +619,7 @@ class Enforcer:
             timeout=timeout,
         )
 
-    def dataset_graphs(self, store: QueryStore, data_version: Hashable | None = None) -> list[str]:
+    def dataset_graphs(self, store: Store, data_version: Hashable | None = None) -> list[str]:
         """The store's dataset graphs `{base}/dataset/{name}` (cached per data version)."""
         if (
             data_version is not None
@@ -648,13 +627,7 @@ class Enforcer:
             and self._graphs[0] == data_version
         ):
             return self._graphs[1]
-        if hasattr(store, "datasets"):
-            found = [info.graph for info in store.datasets()]
-        else:
-            rows = store.query(
-                "SELECT DISTINCT ?g WHERE { GRAPH ?g { } }", default_graph=None, named_graphs=None
-            )
-            found = [row[0].value for row in rows if isinstance(row[0], ox.NamedNode)]
+        found = [info.graph for info in store.datasets()]
         graphs = sorted(g for g in found if self._dataset_re.fullmatch(g))
         if data_version is not None:
             self._graphs = (data_version, graphs)
@@ -730,7 +703,7 @@ def _whole_graphs(scope: Scope, dataset_graphs: Sequence[str]) -> list[str]:
     return [g for g in dataset_graphs if g in scope.whole_datasets]
 
 
-def _materialise(store: QueryStore, scope: Scope, dataset_graphs: Sequence[str]) -> ox.Store:
+def _materialise(store: Store, scope: Scope, dataset_graphs: Sequence[str]) -> ox.Store:
     """An in-memory store holding exactly the triples `scope` permits, in their graphs."""
     mem = ox.Store()
     whole = set(_whole_graphs(scope, dataset_graphs))
@@ -752,7 +725,7 @@ def _materialise(store: QueryStore, scope: Scope, dataset_graphs: Sequence[str])
     return mem
 
 
-def _types_in(store: QueryStore, graph: str) -> dict[str, set[str]]:
+def _types_in(store: Store, graph: str) -> dict[str, set[str]]:
     types: dict[str, set[str]] = {}
     for quad in store.quads(predicate=RDF_TYPE, graphs=[graph]):
         if isinstance(quad.object, ox.NamedNode):
@@ -761,7 +734,7 @@ def _types_in(store: QueryStore, graph: str) -> dict[str, set[str]]:
 
 
 def _candidates(
-    store: QueryStore, grant: PartialGrant, g: str, types: dict[str, set[str]]
+    store: Store, grant: PartialGrant, g: str, types: dict[str, set[str]]
 ) -> Iterable[ox.Quad]:
     if grant.subjects is not None:
         for s in sorted(grant.subjects):
@@ -864,51 +837,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
-
-
-class MemoryStore:
-    """A plain pyoxigraph Store behind the QueryStore interface (materialised views, tests, bench)."""
-
-    def __init__(self, store: ox.Store) -> None:
-        self.store = store
-
-    def query(
-        self,
-        sparql: str,
-        *,
-        default_graph: list[str] | None,
-        named_graphs: list[str] | None,
-        union_default: bool = False,
-        timeout: float | None = None,
-    ) -> Any:
-        default = None if default_graph is None else [ox.NamedNode(g) for g in default_graph]
-        named = None if named_graphs is None else [ox.NamedNode(g) for g in named_graphs]
-        try:
-            return self.store.query(
-                sparql,
-                default_graph=default,
-                named_graphs=named,
-                use_default_graph_as_union=union_default,
-            )
-        except SyntaxError as exc:  # raise what the node's own store raises
-            from node.store import QuerySyntaxError
-
-            raise QuerySyntaxError(str(exc)) from None
-
-    def quads(
-        self,
-        subject: str | None = None,
-        predicate: str | None = None,
-        object: ox.NamedNode | ox.Literal | ox.BlankNode | None = None,
-        graphs: Sequence[str] | None = None,
-    ) -> Iterable[ox.Quad]:
-        """Quads by pattern; subject and predicate are IRI strings, as in node.store."""
-        s = ox.NamedNode(subject) if subject else None
-        p = ox.NamedNode(predicate) if predicate else None
-        for g in graphs if graphs is not None else [None]:
-            yield from self.store.quads_for_pattern(
-                s, p, object, None if g is None else ox.NamedNode(g)
-            )
 
 
 _IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')

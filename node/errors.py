@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BadRequest", "NodeError", "NotFoundError", "ProtocolError", "Unavailable"]
+__all__ = [
+    "BadRequest",
+    "NodeError",
+    "NotFoundError",
+    "ProtocolError",
+    "QueryTimeout",
+    "Unavailable",
+]
 
 
 class NodeError(Exception):
@@ -65,3 +72,7 @@ class Unavailable(NodeError):
 
     status = 503
     code = "unavailable"
+
+
+class QueryTimeout(Exception):
+    """A query ran past the configured timeout (HTTP 503 with Retry-After at the edge)."""

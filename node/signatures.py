@@ -88,8 +88,7 @@ def version_marker(store: Store, name: str) -> str | None:
     info = next((d for d in store.datasets() if d.name == name), None)
     if info is None:
         return None
-    physical_graph = getattr(store, "physical_graph", None)
-    physical = physical_graph(info.graph) if physical_graph is not None else None
+    physical = store.physical_graph(info.graph)
     modified = info.modified.isoformat() if info.modified is not None else ""
     return "|".join([physical or "", modified, str(info.triples)])
 

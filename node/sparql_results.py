@@ -17,15 +17,11 @@ from xml.sax.saxutils import escape, quoteattr
 import orjson
 import pyoxigraph as ox
 
+from node.errors import QueryTimeout
+
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 RDF_LANGSTRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 CHECK_EVERY = 256
-
-
-class QueryTimeout(Exception):
-    """The query ran past its deadline (HTTP 503)."""
-
-    status = 503
 
 
 @dataclass

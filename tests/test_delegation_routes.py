@@ -10,8 +10,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from node.enforcement import Enforcer, MemoryStore
+from node.enforcement import Enforcer
 from node.routes.delegation import delegation_routes
+from node.store import MemoryStore
 from trust.authorization_register import AuthorizationRegister
 from trust.delegation import Decision
 from trust.ishare_jwt import create_client_assertion, verify_signed_response

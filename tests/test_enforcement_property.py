@@ -10,7 +10,8 @@ import pyoxigraph as ox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.enforcement import MaterialisedCache, MemoryStore, scoped_query
+from node.enforcement import MaterialisedCache, scoped_query
+from node.store import MemoryStore
 from trust.delegation import DSGO_DATASET, DSGO_QUERY, ISHARE_READ, Policy, build_policy, decide
 
 BASE = "http://127.0.0.1:8101"

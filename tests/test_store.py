@@ -8,8 +8,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from node.graph_versions import PHYSICAL_PREFIX, rewrite_query
-from node.store import LoadError, OxigraphStore, format_for
+from node.store import PHYSICAL_PREFIX, LoadError, OxigraphStore, format_for, rewrite_query
 
 BASE = "http://node.test"
 V1 = b'<http://e/s> <http://e/p> "1" .\n<http://e/s> <http://e/q> <http://e/o> .\n'

@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from node.auth import Caller, guarded
 from node.auth import authenticate as bearer_authenticate
-from node.enforcement import ADMIN, RDF_TYPE, Enforcer, QueryStore
+from node.enforcement import ADMIN, RDF_TYPE, Enforcer
+from node.store import Store
 from trust.authorization_register import AuthorizationRegister
 from trust.delegation import DSGO_FEDERATE, DSGO_SERVICE, ISHARE_READ, Decision, DelegationError
 from trust.errors import InvalidRequest, TrustError
@@ -37,7 +38,7 @@ def delegation_routes(
     register: AuthorizationRegister,
     enforcer: Enforcer,
     *,
-    store: QueryStore | None = None,
+    store: Store | None = None,
     on_decision: Callable[[Decision], None] | None = None,
     authenticate: Authenticate = bearer_authenticate,
 ) -> list[Route]:
@@ -162,7 +163,7 @@ def _create(policies: PolicyStore, body: dict[str, Any]) -> str:
     return policies.grant(grant["to"], **args)
 
 
-def _locate(store: QueryStore, enforcer: Enforcer, resource: str) -> tuple[list[str], set[str]]:
+def _locate(store: Store, enforcer: Enforcer, resource: str) -> tuple[list[str], set[str]]:
     """Dataset graphs holding the resource and its rdf:types there (for an explanation)."""
     graphs = enforcer.dataset_graphs(store)
     found: list[str] = []

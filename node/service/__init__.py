@@ -1,0 +1,5 @@
+"""Use cases between HTTP and the store: each decides through the enforcement point, then acts."""
+
+from node.service.query import Answer, SparqlRequest, answer_query, evaluate
+
+__all__ = ["Answer", "SparqlRequest", "answer_query", "evaluate"]
