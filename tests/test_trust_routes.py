@@ -183,9 +183,12 @@ def test_token_issued(http, world):
     assert claims.party_id == world.client.party_id
 
 
-def test_dsgo_scope_accepted(http, world):
+def test_unread_scope_values_are_refused(http, world):
+    """Nothing reads a scope value other than iSHARE, so none is carried in a token (issue 11)."""
     resp = http.post("/connect/token", data=form(world.client, scope="dsgo ishare"))
-    assert resp.status_code == 200, resp.text
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_scope", resp.text
+    ok = http.post("/connect/token", data=form(world.client, scope="ishare"))
+    assert ok.status_code == 200, ok.text
 
 
 # ---- rejection matrix: one test per path, status + error code, never 5xx -------------------
