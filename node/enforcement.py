@@ -419,7 +419,7 @@ class Enforcer:
             if party == self.node_party_id:
                 return OWNER_SCOPE
             scope = self.scope_for(party, FEDERATE)
-            if not scope.reaches_service(target):
+            if not reaches_service(scope, target):
                 reason = "no policy grants you the dsgo:federate action for this endpoint"
                 self._deny(caller, action, target, scope, reason, collect, extra)
                 raise AccessDenied(
@@ -710,6 +710,17 @@ def _party(caller: Caller | str) -> str:
     return caller.party_id if isinstance(caller, Caller) else caller
 
 
+def reaches_service(scope: Scope, endpoint: str) -> bool:
+    """Does a `dsgo:federate` scope name `endpoint`: a grant of every service, or one listing it?
+
+    Only policies granting dsgo:federate make up such a scope. A grant that lists ids keeps them
+    as subjects without its type (`Scope.reaches_service` alone never matched those).
+    """
+    return scope.reaches_service(endpoint) or any(
+        g.subjects is not None and endpoint in g.subjects for g in scope.partial
+    )
+
+
 def _deny_hits(d: DenyRule, s: str, p: str | None, g: str, types: Iterable[str]) -> bool:
     if d.datasets is not None and g not in d.datasets:
         return False
@@ -817,7 +828,7 @@ def _explain_policy(
         action=action,
     )
     if action == FEDERATE:
-        reaches = lambda sc: sc.reaches_service(resource or "")  # noqa: E731
+        reaches = lambda sc: reaches_service(sc, resource or "")  # noqa: E731
     else:
         reaches = lambda sc: _scope_reaches(sc, resource, graphs, types)  # noqa: E731
     if reaches(scope):
