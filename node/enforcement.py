@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 
 import pyoxigraph as ox
 
-from node.sparql_text import LANGTAG, STRING, VAR, tokenize
+from node.sparql_text import LANGTAG, STRING, VAR, SparqlSyntaxError, tokenize
 from node.store import MemoryStore, Store
 from trust.audit import AuditEvent
 from trust.delegation import (
@@ -132,6 +132,7 @@ def scoped_query(
     timeout: float | None = None,
 ) -> Any:
     """Run `query` over only what `scope` permits; the default graph is the union of it."""
+    refuse_engine_service(query)
     from_graphs, from_named = dataset_clause(query)
     whole = _whole_graphs(scope, dataset_graphs)
     if scope.partial:
@@ -152,6 +153,33 @@ def scoped_query(
         default = [g for g in (from_graphs or []) if g in permitted]
         named = [g for g in (from_named or []) if g in permitted]
     return target.query(query, default_graph=default, named_graphs=named, timeout=timeout)
+
+
+_SERVICE_TEXT = re.compile("service", re.IGNORECASE)
+
+
+def refuse_engine_service(query: str) -> None:
+    """SparqlSyntaxError (400) if the engine would read a SERVICE keyword in `query`.
+
+    pyoxigraph evaluates SERVICE itself, with its own HTTP client and none of the outbound
+    checks, so text handed to it must hold no SERVICE. The planner finds SERVICE with the node's
+    tokenizer, which text such as `ex:a\\#b` or `?a<?b#>` can make see a comment or a string where
+    the engine sees syntax. So the engine's own parser is asked: with every "service" made
+    "servicx" (no keyword; names, IRIs and literals stay valid) the text must still parse.
+    Parsing a SELECT or CONSTRUCT does not evaluate it; an ASK is evaluated on an empty store.
+    """
+    if "SERVICE" not in query.upper():
+        return
+    probe = _SERVICE_TEXT.sub(
+        lambda m: m.group()[:-1] + ("X" if m.group()[-1] == "E" else "x"), query
+    )
+    try:
+        ox.Store().query(probe)
+    except SyntaxError:
+        raise SparqlSyntaxError(
+            "the query uses SERVICE where this node's planner cannot see it (escapes in names "
+            "or IRIs, or '<' written without spaces), or does not parse; it was not evaluated"
+        ) from None
 
 
 def filter_description(

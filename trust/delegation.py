@@ -134,8 +134,11 @@ class Scope:
         """True when a `dsgo:federate` scope names `endpoint` (or every service)."""
         if WILDCARD in self.whole_datasets:
             return True
+        # A grant of every service keeps its type; one that lists endpoints keeps them as
+        # subjects (only dsgo:federate policies make up such a scope).
         return any(
-            g.rdf_type == DSGO_SERVICE and (g.subjects is None or endpoint in g.subjects)
+            (g.rdf_type == DSGO_SERVICE and g.subjects is None)
+            or (g.subjects is not None and endpoint in g.subjects)
             for g in self.partial
         )
 

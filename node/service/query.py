@@ -30,7 +30,7 @@ from node.sparql_results import (
     write,
     write_boolean,
 )
-from node.sparql_text import SparqlSyntaxError, guard, limit_select
+from node.sparql_text import IRI, SparqlSyntaxError, guard, limit_select, prefixes, tokenize
 from trust.audit import AuditEvent
 from trust.delegation import DSGO_QUERY, Decision, Policy, Scope
 
@@ -41,6 +41,12 @@ _FORM = re.compile(
     re.I,
 )
 _IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')
+# Structure characters and words, counted in the raw text (as the guard's quick count does).
+_STRUCTURE = re.compile(r"[{(\[/|&+\-*!<>=]|OPTIONAL|MINUS|UNION", re.I)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+# Below this many structure characters pyoxigraph's recursion cannot exhaust the query thread's
+# stack, however the text is read (it takes several thousand nested groups or OPTIONALs).
+ENGINE_SAFE_STRUCTURE = 2048
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ def _run(
     The format is negotiated before evaluation, so a 406 never leaves an engine result behind.
     A local SELECT gets a LIMIT of one row over the cap, so pyoxigraph's own writer can write it.
     """
-    guard(req.query, rt.settings.limits)
+    guard_text(req.query, rt.settings.limits)
     query = with_protocol_dataset(req)
     form = query_form(query)
     try:
@@ -182,7 +188,7 @@ def evaluate(
     `decisions` / `calls`, audit entries are collected for the caller to write in one go.
     """
     if not guarded:
-        guard(query, rt.settings.limits)
+        guard_text(query, rt.settings.limits)
     enforcer = rt.enforcer
     if federation.has_service(query):
         query = _inline_self(query, enforcer.is_self_endpoint)
@@ -226,6 +232,39 @@ def evaluate(
         elif events:
             rt.audit.append_all(events)
     return result.result
+
+
+def guard_text(query: str, limits: Any) -> None:
+    """The [query] limits, and no more structure than the engine survives in text the node's
+    tokenizer may read differently from the engine.
+
+    The limits are counted on the node's tokens. An escape outside a string (`ex:a\\#b`,
+    `<http://e/\\u0041#>`) or a `<...>` that is not `<scheme:...>` (`?a<?b#>`: a comparison the
+    tokenizer takes for an IRI) can make the tokenizer see a comment or string where the engine
+    sees syntax, hiding nesting from the count. Text with any backslash (where a string starts
+    may itself be misread) or such a `<...>` is held to a count of the raw text.
+    """
+    guard(query, limits)
+    rough = len(_STRUCTURE.findall(query))
+    if rough > ENGINE_SAFE_STRUCTURE and _ambiguous(query):
+        raise SparqlSyntaxError(
+            f"the query has {rough} structure characters (over {ENGINE_SAFE_STRUCTURE}) and "
+            "escapes outside strings or '<' written without spaces, which this node cannot "
+            "count reliably; write comparisons as ?a < ?b and names without escapes"
+        )
+
+
+def _ambiguous(query: str) -> bool:
+    if "\\" in query:
+        return True
+    tokens = tokenize(query)
+    declared, _ = prefixes(tokens)
+    for tok in tokens:
+        if tok.kind == IRI:
+            m = _SCHEME.match(tok.text[1:-1])
+            if m is None or m.group(1) in declared:
+                return True
+    return False
 
 
 def _plan(query: str) -> federation.Plan:
