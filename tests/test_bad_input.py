@@ -233,3 +233,28 @@ def test_graph_query_asking_for_results_json_is_a_clean_406(
     captured = capfd.readouterr()
     assert "unsendable" not in captured.err + captured.out
     assert not [r for r in caplog.records if "unsendable" in r.getMessage()]
+
+
+# ---- trust routes: /parties, the token endpoint's methods; the router's own refusals ----------
+
+
+def test_parties_without_parameters_lists_the_first_page(http, node) -> None:
+    from trust.ishare_jwt import verify_signed_response
+
+    resp = http.get("/parties", headers=node.auth(READER))
+    assert resp.status_code == 200, resp.text
+    info = verify_signed_response(
+        resp.json()["parties_token"],
+        claim="parties_info",
+        issuer=OWNER,
+        audience=READER,
+        trusted_sha256=node.rt.trusted_roots,
+    ).claims["parties_info"]
+    assert info["count"] == 1 and info["data"][0]["party_id"] == OWNER
+
+
+@pytest.mark.parametrize(
+    "params", [{"page": "0"}, {"page": "x"}, {"pageSize": "101"}, {"page": "9" * 5000}]
+)
+def test_parties_bad_paging_is_400(http, node, params) -> None:
+    json_error(http.get("/parties", params=params, headers=node.auth()), 400, "invalid_request")
