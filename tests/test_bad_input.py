@@ -258,3 +258,22 @@ def test_parties_without_parameters_lists_the_first_page(http, node) -> None:
 )
 def test_parties_bad_paging_is_400(http, node, params) -> None:
     json_error(http.get("/parties", params=params, headers=node.auth()), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"])
+def test_token_endpoint_allows_only_post(http, method) -> None:
+    resp = http.request(method, "/connect/token")
+    assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+    if method != "HEAD":
+        json_error(resp, 405, "invalid_request")
+
+
+def test_405_allow_lists_every_route_of_the_path(http) -> None:
+    resp = http.options("/admin/datasets/bim")
+    assert resp.headers["allow"] == "DELETE, PUT"
+    json_error(resp, 405, "method_not_allowed")
+    assert http.request("PATCH", "/sparql").headers["allow"] == "GET, HEAD, POST"
+
+
+def test_unknown_path_is_404_json(http) -> None:
+    json_error(http.get("/no/such/route"), 404, "not_found")
