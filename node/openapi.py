@@ -77,9 +77,10 @@ _ACTIONS = [ISHARE_READ, DSGO_QUERY, DSGO_FEDERATE, DSGO + "query", DSGO + "fede
 _JWS = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 
 
-def _format(offered: tuple[str, ...]) -> dict[str, Any]:
+def _format(offered: tuple[str, ...], aliases: dict[str, str] | None = None) -> dict[str, Any]:
     """`?format=`: an offered media type or its short name, in any case; empty means none."""
-    names = sorted({*offered, *(k for k, v in FORMAT_ALIASES.items() if v in offered)})
+    known = {**FORMAT_ALIASES, **(aliases or {})}
+    names = sorted({*offered, *(k for k, v in known.items() if v in offered)})
     either = "|".join(
         "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in n)
         for n in names
@@ -497,6 +498,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             },
         },
     }
+    schema["paths"].update(_more_paths(op, dataset_name, fmt))
     if "registry" in settings.roles:
         paging = [
             _string_param("eori", description="party id pattern (* wildcard)"),
@@ -535,3 +537,215 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         }
     app.openapi_schema = schema
     return schema
+
+
+def _json_object(*required: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {_JSON: {"schema": schema}}}
+
+
+def _more_paths(op: Any, dataset_name: dict, fmt: dict) -> dict[str, Any]:
+    """The owner's and auditor's API, whole-dataset reads and link following."""
+    dataset_types = ("application/n-triples", "application/n-quads", "text/turtle", _RDF[0])
+    loaded = _json_object(
+        "dataset",
+        "triples",
+        "version",
+        dataset={"type": "string"},
+        triples={"type": "integer"},
+        version={"type": "integer"},
+    )
+    owner_only = {"403": "not the node's party", "503": ""}
+    integer = {"type": "string", "pattern": "^[0-9]+$"}
+    policy_id = _string_param("policy_id", "path", "the policy's id")
+    return {
+        "/": {
+            "get": op(
+                "where the node's services are",
+                {"200": ("links", {_JSON: _json_object("party_id", party_id={"type": "string"})})},
+                secure=False,
+            )
+        },
+        "/admin/datasets": {
+            "get": op(
+                "the node's datasets with their sizes (node's own party only)",
+                {
+                    "200": (
+                        "datasets",
+                        {_JSON: _json_object("datasets", datasets={"type": "array"})},
+                    )
+                },
+                owner_only,
+            )
+        },
+        "/admin/connect": {
+            "post": op(
+                "run a connector into a dataset (node's own party only)",
+                {"200": ("loaded", {_JSON: loaded})},
+                {**owner_only, "400": "missing fields, bad dataset name or connector failure"},
+                body=_json_body(
+                    _json_object(
+                        "kind",
+                        "source",
+                        "dataset",
+                        kind={"type": "string", "minLength": 1},
+                        source={"type": "string", "minLength": 1},
+                        dataset={"type": "string", "minLength": 1},
+                        mapping={"type": "string"},
+                        options={"type": "object"},
+                    )
+                ),
+            )
+        },
+        "/admin/derive": {
+            "post": op(
+                "store a CONSTRUCT query's result as a dataset (node's own party only)",
+                {"200": ("loaded", {_JSON: loaded})},
+                {**owner_only, "400": "missing fields, bad dataset name or query"},
+                body=_json_body(
+                    _json_object(
+                        "query",
+                        "dataset",
+                        query={"type": "string", "minLength": 1},
+                        dataset=dataset_name["schema"],
+                    )
+                ),
+            )
+        },
+        "/admin/sign/{name}": {
+            "post": op(
+                "sign the dataset's current version (node's own party only)",
+                {"200": ("signed", {_JSON: _json_object("dataset", "signature")})},
+                {**owner_only, "400": "", "404": "no such dataset"},
+                params=[dataset_name],
+            )
+        },
+        "/dataset/{name}": {
+            "get": op(
+                "the whole dataset, for a caller who may read all of it",
+                {
+                    "200": ("the dataset", {m: {} for m in dataset_types}),
+                    "304": ("not modified", None),
+                },
+                {"403": "", "404": "no such dataset", "406": "", "503": ""},
+                params=[
+                    dataset_name,
+                    _format(
+                        dataset_types,
+                        {"nq": "application/n-quads", "nquads": "application/n-quads"},
+                    ),
+                ],
+            )
+        },
+        "/dataset/{name}/signature": {
+            "get": op(
+                "the detached JWS over the dataset's current version",
+                {"200": ("signature", {"application/jose": {"type": "string"}})},
+                {"403": "", "404": "no such dataset, or not signed in this version", "503": ""},
+                params=[dataset_name],
+            )
+        },
+        "/audit/entries": {
+            "get": op(
+                "the audit log (auditors the owner granted `audit`, and the owner)",
+                {
+                    "200": (
+                        "entries (JSON, or PROV-O in an RDF syntax)",
+                        {
+                            _JSON: _json_object("entries", entries={"type": "array"}),
+                            **{m: {} for m in _RDF},
+                        },
+                    )
+                },
+                {"403": "", "406": "", "503": ""},
+                params=[
+                    _string_param("since", description="ISO 8601 time"),
+                    _string_param("until", description="ISO 8601 time"),
+                    _string_param("party"),
+                    _string_param("kind"),
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {**integer, "pattern": "^0*[1-9][0-9]*$"},
+                    },
+                    {"name": "after_seq", "in": "query", "schema": integer},
+                    _format((_JSON, *RDF_TYPES)),
+                ],
+            )
+        },
+        "/audit/trace": {
+            "get": op(
+                "one-hop provenance of a resource (auditors and the owner)",
+                {"200": ("trace", {_JSON: {"type": "object"}})},
+                {"400": "missing or invalid iri", "403": "", "503": ""},
+                params=[
+                    {
+                        **_string_param("iri", description="a resource IRI", minLength=1),
+                        "required": True,
+                    }
+                ],
+            )
+        },
+        "/follow": {
+            "get": op(
+                "fetch a linked resource from the node that serves it (node's own party only)",
+                {
+                    "200": ("the remote description", {m: {} for m in [*_RDF, _HTML]}),
+                    "303": ("the IRI is this node's own: see the local path", None),
+                    "304": ("not modified", None),
+                },
+                {
+                    "400": "missing iri",
+                    "403": "not the node's party, or no registered peer serves the IRI",
+                    "404": "the remote node has no such resource",
+                    "406": "",
+                    "502": "the remote node failed or did not answer",
+                    "503": "",
+                },
+                params=[
+                    {**_string_param("iri", description="an IRI", minLength=1), "required": True},
+                    fmt,
+                ],
+            )
+        },
+        "/delegation/policies": {
+            "get": op(
+                "the owner's policies (iSHARE delegation evidence, or ODRL with format=odrl)",
+                {"200": ("policies", {_JSON: {"type": "array"}})},
+                owner_only,
+                params=[_string_param("format", description="odrl: as ODRL policies")],
+            ),
+            "post": op(
+                "add a policy: full delegationEvidence or a grant shorthand",
+                {"201": ("created", {_JSON: _json_object("id", id={"type": "string"})})},
+                {**owner_only, "400": "not a policy this node can evaluate"},
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "minProperties": 1,
+                        "properties": {
+                            "delegationEvidence": {"type": "object"},
+                            "grant": _json_object("to", to={"type": "string"}),
+                        },
+                    }
+                ),
+            ),
+        },
+        "/delegation/policies/{policy_id}": {
+            "get": op(
+                "one policy (ODRL JSON-LD if Accept asks for application/ld+json)",
+                {"200": ("policy", {_JSON: {"type": "object"}, _RDF[0]: {"type": "object"}})},
+                {**owner_only, "404": "no such policy"},
+                params=[policy_id],
+            ),
+            "delete": op(
+                "revoke a policy",
+                {"204": ("revoked", None)},
+                {**owner_only, "404": "no such policy"},
+                params=[policy_id],
+            ),
+        },
+    }
