@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -163,3 +164,16 @@ def test_schema_declares_every_path_parameter() -> None:
         for method, operation in item.items():
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert declared == names, (method, path)
+
+
+def test_schema_describes_every_route() -> None:
+    """Every route the node serves (but FastAPI's own docs) is in the description, per method."""
+    documented = NODE.app.openapi()["paths"]
+    served: dict[str, set[str]] = collections.defaultdict(set)
+    for route in NODE.app.router.routes:
+        if route.path in ("/openapi.json", "/docs", "/docs/oauth2-redirect"):
+            continue
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+        methods = route.methods or {"POST"}  # /connect/token takes every method, serves POST
+        served[path] |= {m.lower() for m in methods} - {"head"}
+    assert {p: set(item) for p, item in documented.items()} == dict(served)
