@@ -619,7 +619,7 @@ def test_registry_lookups_signed(http, world):
         audience=world.client.party_id,
         trusted_sha256=trusted,
     ).claims["parties_info"]
-    assert parties["count"] == 7 and parties["data"][0]["party_id"] == ABC
+    assert parties["count"] == 6 and parties["data"][0]["party_id"] == ABC
     rejected(
         http.get("/parties", params={"name": "*", "page": "x"}, headers=auth),
         400,
