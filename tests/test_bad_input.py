@@ -277,3 +277,40 @@ def test_405_allow_lists_every_route_of_the_path(http) -> None:
 
 def test_unknown_path_is_404_json(http) -> None:
     json_error(http.get("/no/such/route"), 404, "not_found")
+
+
+# ---- charsets and encodings: bytes that are not what they claim are 4xx, never 5xx ------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "ctype", "body", "status"),
+    [
+        ("POST", "/sparql", "application/x-www-form-urlencoded", b"query=\xff", 400),
+        ("POST", "/sparql", "application/sparql-query; charset=latin-1", b"ASK {\xe9}", 400),
+        ("POST", "/delegation", "application/json", b'{"a": "\xff"}', 400),
+        (
+            "PUT",
+            "/admin/datasets/x",
+            "text/turtle; charset=latin-1",
+            b'<urn:a> <urn:b> "\xe9" .',
+            400,
+        ),
+        ("PUT", "/admin/datasets/x", "image/png", b"\x89PNG", 400),
+        ("POST", "/connect/token", "multipart/form-data; boundary=x", b"--x\r\n", 400),
+    ],
+)
+def test_body_in_the_wrong_encoding_or_type_is_4xx_json(
+    http, node, method, path, ctype, body, status
+) -> None:
+    resp = http.request(method, path, content=body, headers={**node.auth(), "Content-Type": ctype})
+    json_error(resp, status)
+
+
+@pytest.mark.parametrize("value", [b"Bearer \xe9\xe9", b"Bearer \x80abc.def.ghi"])
+def test_authorization_with_non_ascii_bytes_is_401(http, value) -> None:
+    json_error(http.get("/catalog", headers={"Authorization": value}), 401, "invalid_token")
+
+
+def test_format_outside_ascii_is_406(http, node) -> None:
+    resp = http.get("/dataset/bim", params={"format": "\u00e9"}, headers=node.auth())
+    json_error(resp, 406, "not_acceptable")
