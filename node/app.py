@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from connectors.errors import ConnectorError, ShaclValidationError
 from node.auth import error_response
@@ -253,7 +254,37 @@ async def _audit_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The router's own refusals (no such path, method not allowed) in the node's error shape.
+
+    A 405's `Allow` lists the methods of every route at this path: the router names only the
+    first route that matched the path, so a path served by one route per method (PUT and
+    DELETE /admin/datasets/{name}) would otherwise advertise just one of them.
+    """
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return JSONResponse(
+        {"error": error, "error_description": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
+
+
 _HANDLERS = {
+    HTTPException: _http_error,
     AccessDenied: _access_denied,
     AuditUnavailable: _audit_unavailable,
     TrustError: _trust_error,

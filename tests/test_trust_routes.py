@@ -614,7 +614,15 @@ def test_registry_lookups_signed(http, world):
     ).claims["trusted_list"]
     assert ISHARE_ROOT in {i["certificate_fingerprint"] for i in items}
     assert http.get("/parties/EU.EORI.NL000000404", headers=auth).status_code == 404
-    rejected(http.get("/parties", headers=auth), 400, "invalid_request", "parties_query")
+    body = http.get("/parties", headers=auth).json()  # no filter: the first page of all parties
+    parties = verify_signed_response(
+        body["parties_token"],
+        claim="parties_info",
+        issuer=NODE_ID,
+        audience=world.client.party_id,
+        trusted_sha256=trusted,
+    ).claims["parties_info"]
+    assert parties["count"] == 6 and parties["data"][0]["party_id"] == ABC
     rejected(
         http.get("/parties", params={"name": "*", "page": "x"}, headers=auth),
         400,

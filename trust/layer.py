@@ -102,12 +102,14 @@ class TrustLayer:
         return {"capabilities_token": token}
 
     def parties_response(self, caller: str, query: Mapping[str, str]) -> dict[str, str]:
-        """Registry role: GET /parties (filters eori/id, name, active_only, page)."""
+        """Registry role: GET /parties (filters eori/id, name, active_only, page).
+
+        Without a filter (or with `*`) every party is listed, one page at a time, as the iSHARE
+        parties endpoint does.
+        """
         registry = self._require_registry()
         pattern = query.get("eori") or query.get("id") or query.get("party_id")
         name = query.get("name")
-        if not pattern and not name:
-            raise InvalidRequest("parties_query", "give eori/id or name (use * for all)")
         try:
             page = int(query.get("page", "1"))
             page_size = int(query.get("pageSize", str(PAGE_SIZE)))
@@ -117,8 +119,8 @@ class TrustLayer:
             raise InvalidRequest("page", "page >= 1 and 1 <= pageSize <= 100")
         active_only = query.get("active_only", "false").lower() == "true"
         parties = registry.find_parties(
-            party_id=pattern if pattern != "*" else None,
-            name=name if name != "*" else None,
+            party_id=pattern if pattern and pattern != "*" else None,
+            name=name if name and name != "*" else None,
             active_only=active_only,
         )
         return parties_response(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
 import pyoxigraph as ox
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from node.auth import caller_from_header
+from node.errors import BadRequest
 from node.html import render_resource
 from node.jsonld import load_context
 from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type, serialise_triples
@@ -95,7 +97,7 @@ class ResourceEndpoint:
         caller = caller_from_header(authorization, rt.layer).party_id
         fmt = _format_param(scope.get("query_string", b""))
         media = choose(accept, RESOURCE_TYPES, fmt)
-        iri = rt.settings.base_iri + scope.get("raw_path", b"").decode("latin-1").split("?")[0]
+        iri = resource_iri(rt.settings.base_iri, scope)
         cache = self.cache
         if cache is not None:
             # The decision's audit entry is group-committed with concurrent requests' entries;
@@ -115,6 +117,42 @@ class ResourceEndpoint:
         else:
             response = DescriptionResponse(body, content_type(media), etag)
         await response(scope, receive, send)
+
+
+_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def resource_iri(base_iri: str, scope: dict) -> str:
+    """The IRI a request names: the base plus the path as sent (percent-encoding kept).
+
+    BadRequest (400 invalid_request) for a path that names no IRI: raw bytes that are not UTF-8,
+    a '%' not followed by two hex digits, percent-encoded bytes that are not UTF-8 (overlong
+    forms, surrogates) or that decode to a control character, or anything else that makes the
+    whole string an invalid IRI (RFC 3987).
+    """
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8")
+    raw = raw.split(b"?", 1)[0]
+    shown = raw[:120].decode("latin-1")
+    if _PERCENT.search(raw):
+        raise _bad_path(shown, "'%' must be followed by two hex digits")
+    try:
+        path = raw.decode("utf-8")
+        decoded = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad_path(shown, "the path (after percent-decoding) is not valid UTF-8") from None
+    if _CONTROL.search(decoded):
+        raise _bad_path(shown, "the path encodes a control character")
+    iri = base_iri + path
+    try:
+        ox.NamedNode(iri)
+    except ValueError as exc:
+        raise _bad_path(shown, str(exc)) from None
+    return iri
+
+
+def _bad_path(path: str, problem: str) -> BadRequest:
+    return BadRequest(f"not a valid resource IRI: {path!r}: {problem}", code="invalid_request")
 
 
 def _format_param(query_string: bytes) -> str | None:
@@ -178,9 +216,10 @@ class Described:
 def _read(rt: Runtime, iri: str, graphs: list[str]) -> Described:
     quads = list(rt.store.quads(subject=iri, graphs=graphs))
     if not quads:
-        # The path may be percent-encoded differently from the stored IRI; try the decoded form.
+        # The path may be percent-encoded differently from the stored IRI; try the decoded form
+        # (resource_iri checked that it is UTF-8), when that is an IRI at all ('%20' -> ' ' is not).
         decoded = unquote(iri)
-        if decoded != iri:
+        if decoded != iri and _is_iri(decoded):
             quads = list(rt.store.quads(subject=decoded, graphs=graphs))
             iri = decoded
     if not quads:
@@ -198,6 +237,14 @@ def _filter(rt: Runtime, caller: str, found: Described, graphs: list[str]) -> li
         # Every triple is in the one holding graph: plain triples say the same, more cheaply.
         return rt.enforcer.describe(caller, found.triples, found.iri, found.holding)
     return rt.enforcer.describe(caller, found.quads, found.iri, graphs)
+
+
+def _is_iri(text: str) -> bool:
+    try:
+        ox.NamedNode(text)
+    except ValueError:
+        return False
+    return True
 
 
 class DescriptionCache:

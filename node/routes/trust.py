@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from node.auth import authenticate, guarded, optional_caller
 from trust.errors import InvalidRequest, MethodNotAllowed, TrustError
@@ -15,6 +16,16 @@ from trust.layer import TrustLayer
 
 MAX_FORM_BYTES = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class AnyMethod:
+    """An endpoint that the router hands every HTTP method (it refuses the ones it does not take)."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 TokenHook = Callable[[str, str | None, str | None, str | None], None]
@@ -73,7 +84,9 @@ def trust_routes(layer: TrustLayer, on_token: TokenHook | None = None) -> list[R
         return JSONResponse(body, headers=_NO_STORE)
 
     routes = [
-        Route("/connect/token", guarded(token), methods=["GET", "POST"]),
+        # Every method reaches `token`, which answers all but POST with 405 and `Allow: POST`
+        # (with a method list the router would answer OPTIONS itself, advertising that list).
+        Route("/connect/token", AnyMethod(guarded(token))),
         Route("/capabilities", guarded(capabilities), methods=["GET"]),
     ]
     if layer.registry is not None:
