@@ -689,6 +689,42 @@ def _more_paths(op: Any, dataset_name: dict, fmt: dict) -> dict[str, Any]:
                 ],
             )
         },
+        "/audit/witness": {
+            "post": op(
+                "file the caller's own signed audit checkpoint; answers the countersigned head",
+                {
+                    "200": (
+                        "the witnessed head",
+                        {
+                            _JSON: _json_object(
+                                "party",
+                                "seq",
+                                "hash",
+                                "receipt",
+                                party={"type": "string"},
+                                seq={"type": "integer"},
+                                hash={"type": "string"},
+                                receipt={"type": "string"},
+                            )
+                        },
+                    )
+                },
+                {
+                    "400": "not JSON, not a checkpoint, or not the caller's own",
+                    "409": "contradicts a head witnessed before (a rewrite or a rollback)",
+                    "503": "",
+                },
+                body=_json_body(_json_object("checkpoint", checkpoint={"type": "string"})),
+            )
+        },
+        "/audit/witness/{party_id}": {
+            "get": op(
+                "the audit heads witnessed for a party, each with the witness's receipt",
+                {"200": ("heads", {_JSON: {"type": "object"}})},
+                {"503": ""},
+                params=[_string_param("party_id", "path")],
+            )
+        },
         "/follow": {
             "get": op(
                 "fetch a linked resource from the node that serves it (node's own party only)",

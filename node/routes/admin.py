@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from node.auth import authenticate
 from node.enforcement import ADMIN
-from node.errors import BadRequest
+from node.errors import BadRequest, NodeError
 from node.iri import check_dataset_name
 from node.runtime import Runtime
 from node.store import format_for
@@ -44,7 +44,7 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_UPLOAD:
-                    return JSONResponse({"error": "too_large"}, status_code=413)
+                    raise NodeError(f"upload over {MAX_UPLOAD} bytes", status=413, code="too_large")
                 spool.write(chunk)
             spool.flush()
             label = request.headers.get("x-dsgo-source", "upload")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyoxigraph as ox
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -78,6 +79,10 @@ def audit_routes(rt: Runtime) -> list[Route]:
         iri = request.query_params.get("iri")
         if not iri:
             raise BadRequest("missing 'iri' parameter", code="invalid_request")
+        try:
+            ox.NamedNode(iri)
+        except ValueError:
+            raise BadRequest(f"iri: not an IRI: {iri[:200]!r}", code="invalid_request") from None
         return JSONResponse(await run_in_threadpool(trace, rt, iri))
 
     return [

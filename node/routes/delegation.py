@@ -21,13 +21,21 @@ from node.auth import authenticate as bearer_authenticate
 from node.enforcement import ADMIN, RDF_TYPE, Enforcer
 from node.store import Store
 from trust.authorization_register import AuthorizationRegister
-from trust.delegation import DSGO_FEDERATE, DSGO_SERVICE, ISHARE_READ, Decision, DelegationError
+from trust.delegation import (
+    DSGO_FEDERATE,
+    DSGO_QUERY,
+    DSGO_SERVICE,
+    ISHARE_READ,
+    Decision,
+    DelegationError,
+)
 from trust.errors import InvalidRequest, TrustError
 from trust.layer import TrustLayer
 from trust.odrl import to_odrl
 from trust.policy_store import PolicyStore
 
 MAX_BODY_BYTES = 64 * 1024
+EXPLAINABLE = frozenset({ISHARE_READ, DSGO_QUERY, DSGO_FEDERATE, "dsgo:query", "dsgo:federate"})
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 Authenticate = Callable[[Request, TrustLayer], Caller]
 
@@ -64,6 +72,8 @@ def delegation_routes(
         params = request.query_params
         resource, dataset = params.get("resource"), params.get("dataset")
         action = params.get("action", ISHARE_READ)
+        if action not in EXPLAINABLE:
+            raise InvalidRequest("action", f"action must be one of {sorted(EXPLAINABLE)}")
         graphs: list[str] = []
         types: set[str] = set()
         if resource and store is not None:
