@@ -231,6 +231,26 @@ def test_each_new_report_is_a_revision_of_the_previous(node: Path, models) -> No
     )
 
 
+def test_every_dsgo_term_of_the_report_is_in_the_vocabulary(node: Path, models) -> None:
+    import vocab
+
+    assert check(node, "--dataset", "bim", "--ids", ILS, "--report", "permit-check") == 1
+    assert check(node, "--model", models["fixed"], "--ids", ILS, "--report", "permit-check") == 1
+    base = load_settings(node).base_iri
+    used = set()
+    for quad in report_store(node).quads_for_pattern(
+        None, None, None, ox.NamedNode(f"{base}/dataset/permit-check")
+    ):
+        for term in (quad.predicate, quad.object):
+            if isinstance(term, ox.NamedNode) and term.value.startswith(DSGO):
+                used.add(term.value)
+    defined = ox.Store()
+    defined.load(vocab.read_text(vocab.path("dsgo.ttl")).encode(), format=ox.RdfFormat.TURTLE)
+    terms = {q.subject.value for q in defined.quads_for_pattern(None, None, None, None)}
+    assert len(used) > 40
+    assert used <= terms, sorted(used - terms)
+
+
 # ---------------------------------------------------------------- [[checks]]
 
 
