@@ -1,4 +1,7 @@
-"""The three-party federation on one machine: a scheme registry, a builder, a renovator, an auditor.
+"""The federation on one machine: a scheme registry, a builder, a renovator, an auditor, a municipality.
+
+Story 5 is the permit check: the municipality reads the builder's signed ILS check report,
+verifies it, reads the failed spaces; the builder fixes its model, syncs, and the check reruns.
 
 Run with `make demo`. Every node is a real `dsgo serve` process on 127.0.0.1; every step uses the
 same CLI and HTTP APIs a participant would. `DEMO_EXIT=1` exits after the stories; otherwise the
@@ -27,6 +30,9 @@ REGISTRY_ID = "EU.EORI.NL000000000"
 BUILDER_ID = "EU.EORI.NL000000101"
 RENOVATOR_ID = "EU.EORI.NL000000102"
 AUDITOR_ID = "EU.EORI.NL000000103"
+MUNICIPALITY_ID = "EU.EORI.NL000000104"
+ILS_IDS = ROOT / "tests" / "data" / "ids" / "dsgo-ils"  # the ILS Omgevingsvergunning, as published
+MAKE_ILS_MODEL = ROOT / "examples" / "make_ils_model.py"
 DUPLEX_PAND = "0221100000323434"  # a BAG pand id the demo links the duplex to
 
 
@@ -53,15 +59,18 @@ def main() -> int:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    ports = _free_ports(4)
+    ports = _free_ports(5)
     registry = Party("registry", REGISTRY_ID, "DSGO scheme operator", ports[0], work / "registry")
     builder = Party("builder", BUILDER_ID, "Bouwbedrijf De Bouwer", ports[1], work / "builder")
     renovator = Party("renovator", RENOVATOR_ID, "Renovatie Nu", ports[2], work / "renovator")
     auditor = Party("auditor", AUDITOR_ID, "Audit & Co", ports[3], work / "auditor", serve=False)
-    parties = [registry, builder, renovator, auditor]
+    municipality = Party(
+        "municipality", MUNICIPALITY_ID, "Gemeente Voorbeeldstad", ports[4], work / "municipality"
+    )
+    parties = [registry, builder, renovator, auditor, municipality]
     processes: list[subprocess.Popen] = []
     try:
-        _setup(work, registry, builder, renovator, auditor)
+        _setup(work, registry, builder, renovator, auditor, municipality)
         for party in parties:
             if party.serve:
                 processes.append(_start(party, work))
@@ -69,14 +78,16 @@ def main() -> int:
             if party.serve:
                 _wait_healthy(party)
         _grant(builder, renovator, auditor)
+        _grant_municipality(builder, municipality)
         _stories(builder, renovator, auditor, registry)
+        _story5(builder, municipality)
         _banner("The nodes")
         for party in parties:
             if party.serve:
                 print(
-                    f"  {party.key:<10} {party.url}   ({party.party_id}, logs: {work / (party.key + '.log')})"
+                    f"  {party.key:<12} {party.url}   ({party.party_id}, logs: {work / (party.key + '.log')})"
                 )
-        print(f"  {'auditor':<10} (no node; config {auditor.config})")
+        print(f"  {'auditor':<12} (no node; config {auditor.config})")
         if os.environ.get("DEMO_EXIT"):
             return 0
         print("\nServing until Ctrl+C. Try: curl " + builder.url + "/capabilities")
@@ -96,8 +107,15 @@ class DemoError(Exception):
     """A step of the demo failed; the message says which."""
 
 
-def _setup(work: Path, registry: Party, builder: Party, renovator: Party, auditor: Party) -> None:
-    _banner("Setting up: a development PKI, a registry and three parties")
+def _setup(
+    work: Path,
+    registry: Party,
+    builder: Party,
+    renovator: Party,
+    auditor: Party,
+    municipality: Party,
+) -> None:
+    _banner("Setting up: a development PKI, a registry and four parties")
     ca = work / "ca"
     _dsgo("trust", "ca", str(ca), "--name", "DSGO Demo")
     _dsgo(
@@ -114,7 +132,7 @@ def _setup(work: Path, registry: Party, builder: Party, renovator: Party, audito
         "--ca",
         str(ca),
     )
-    for party in (builder, renovator, auditor):
+    for party in (builder, renovator, auditor, municipality):
         _dsgo(
             "init",
             str(party.directory),
@@ -145,11 +163,12 @@ def _setup(work: Path, registry: Party, builder: Party, renovator: Party, audito
             "--capability-url",
             f"http://127.0.0.1:{party.port}/capabilities",
         )
-    _banner("Builder: the duplex IFC model and the BAG extract become linked data")
+    _banner("Builder: the duplex IFC model (as an ILS-ready IFC4 model) and the BAG extract")
+    model = _builder_model(builder)
     _dsgo(
         "connect",
         "ifc",
-        str(DATA / "duplex.ifc"),
+        str(model),
         "--dataset",
         "bim",
         "--option",
@@ -160,6 +179,19 @@ def _setup(work: Path, registry: Party, builder: Party, renovator: Party, audito
     _dsgo(
         "connect", "bag", str(DATA / "0221PND.xml"), "--dataset", "bag", "--config", builder.config
     )
+    _banner("Builder: the permit check of its model against the ILS Omgevingsvergunning (IDS)")
+    code, out, err = _run(
+        *("check", "ids", "--dataset", "bim", "--ids", str(ILS_IDS), "--report", "permit-check"),
+        *("--config", builder.config),
+    )
+    if code not in (0, 1):
+        raise DemoError(f"`dsgo check ids` failed: {err.strip()}")
+    print(
+        f"  dsgo check ids --dataset bim --ids {ILS_IDS.relative_to(ROOT)}/ --report permit-check"
+    )
+    print(f"  exit {code}: {out.strip()}")
+    for line in err.splitlines():
+        print(f"  {line}")
     _banner("Renovator: 386k real sensor readings, rooms linked to the builder's IFC spaces")
     _dsgo(
         "connect",
@@ -341,8 +373,261 @@ def _story4(builder: Party, renovator: Party, auditor: Party, renovator_client, 
     print(f"  auditor: dsgo audit trace {value}")
     out = _dsgo("audit", "trace", value, "--config", auditor.config)
     print("  " + out.strip().replace("\n", "\n  "))
-    if "source sha256" not in out or "duplex.ifc" not in out:
+    if "source sha256" not in out or "duplex-ils.ifc" not in out:
         raise DemoError("story 4: the trace did not reach the builder's IFC file")
+
+
+# --- the permit check (issue 14) ----------------------------------------------------------------
+
+PERMIT_REPORT = "permit-check"
+SH = "http://www.w3.org/ns/shacl#"
+PROV = "http://www.w3.org/ns/prov#"
+DSGO_NS = "https://w3id.org/dsgo-node/def#"
+
+
+def _builder_model(builder: Party) -> Path:
+    """The duplex as the builder would submit it: IFC4 with the ILS's information (and mistakes).
+
+    The model is a [[sources]] entry of the builder's node and checked by a [[checks]] entry, so
+    every `dsgo sync` that changes it reruns the check (the node reads this config at start-up).
+    """
+    model = builder.directory / "model" / "duplex-ils.ifc"
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(MAKE_ILS_MODEL), "build", str(model), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise DemoError(f"make_ils_model.py build failed: {proc.stderr.strip()[-400:]}")
+    print(
+        f"  examples/make_ils_model.py build {model.relative_to(builder.directory.parent)}  "
+        f"({time.perf_counter() - started:.1f} s): the duplex migrated to IFC4, with the ILS's "
+        "object types, classifications and georeferencing, and a few mistakes"
+    )
+    with open(builder.config, "a", encoding="utf-8") as fh:
+        fh.write(
+            f"""
+[[sources]]
+kind = "ifc"
+source = "model/duplex-ils.ifc"
+dataset = "bim"
+bag_pand = "{DUPLEX_PAND}"
+
+[[checks]]
+kind = "ids"
+dataset = "bim"
+ids = ["{ILS_IDS}"]
+report = "{PERMIT_REPORT}"
+"""
+        )
+    return model
+
+
+def _grant_municipality(builder: Party, municipality: Party) -> None:
+    _banner(
+        "Builder grants the municipality the permit check, and of the model its spaces and storeys"
+    )
+    for args in (
+        ("--dataset", PERMIT_REPORT),
+        ("--type", "bot:Space"),
+        ("--type", "bot:Storey"),
+    ):
+        policy = _dsgo(
+            "policy", "grant", "--config", builder.config, "--to", municipality.party_id, *args
+        )
+        print(f"  policy {policy.strip()}: {' '.join(args)}")
+
+
+def _story5(builder: Party, municipality: Party) -> None:
+    from node.config import load_settings
+    from node.runtime import load_identity, trusted_fingerprints
+    from trust.client import TrustClient
+
+    settings = load_settings(municipality.config)
+    client = TrustClient(load_identity(settings), trusted_fingerprints(settings), timeout=60)
+    report_iri = f"{builder.url}/dataset/{PERMIT_REPORT}"
+
+    _banner("Story 5 — the municipality reads the builder's permit check and verifies it")
+    before = _read_report(client, builder, "municipality reads")
+    _verify(report_iri, municipality)
+    rows = _failed_spaces(client, builder)
+    print(
+        f"  failed spaces and storeys, their attributes read at the builder's node ({len(rows)}):"
+    )
+    for row in rows:
+        print(
+            f"    {row['spec']:<28} {row['kind']:<6} {row['name']:<8} {row.get('long', ''):<12} "
+            f"found {row.get('found', '-')!r}"
+        )
+    if not rows:
+        raise DemoError("story 5: no failed space or storey was readable")
+    wall = _select(
+        _owner_client(builder),
+        builder.url,
+        "PREFIX beo: <https://pi.pauwel.be/voc/buildingelement#> SELECT ?w WHERE { ?w a beo:Wall } "
+        "ORDER BY ?w LIMIT 1",
+    )[0]["w"]
+    resp = client.request("GET", builder.url, wall[len(builder.url) :])
+    print(
+        f"  a wall of the model, {wall.rsplit('/', 1)[-1]}: HTTP {resp.status_code} "
+        f"{resp.json().get('error')} (walls are not granted)"
+    )
+    if resp.status_code != 403:
+        raise DemoError("story 5: the municipality could read a wall")
+
+    _banner("Story 5, continued — the builder fixes the model and syncs; the check reruns")
+    model = builder.directory / "model" / "duplex-ils.ifc"
+    copy = builder.directory / "model" / "duplex-ils.submitted.ifc"
+    fixed = builder.directory / "model" / "duplex-ils.fixed.ifc"
+    shutil.copyfile(model, copy)
+    print(
+        "  builder: fixing the model programmatically (no hand edits): "
+        f"examples/make_ils_model.py fix on a copy, {copy.name} -> {fixed.name}:"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(MAKE_ILS_MODEL), "fix", str(copy), str(fixed)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise DemoError(f"make_ils_model.py fix failed: {proc.stderr.strip()[-400:]}")
+    for line in proc.stdout.splitlines():
+        if line.strip().startswith(("[F", "[--")):
+            print(f"  {line}")
+    os.replace(fixed, model)  # the source the node syncs from
+    print(f"  builder: {fixed.name} replaces {model.name}; dsgo sync")
+    code, out, err = _run("sync", "--config", builder.config)
+    if code != 0:
+        raise DemoError(f"story 5: `dsgo sync` failed: {err.strip() or out.strip()}")
+    print("  " + out.strip().replace("\n", "\n  "))
+    after = _read_report(client, builder, "municipality reads again")
+    _verify(report_iri, municipality)
+    revises = after.get("revision_of")
+    print(f"  {after['report']} prov:wasRevisionOf {revises}")
+    print(
+        f"    before (that version): {before['passed']} passed, {before['failed']} failed "
+        f"of {before['applicable']} applicable"
+    )
+    print(
+        f"    after  (this version): {after['passed']} passed, {after['failed']} failed "
+        f"of {after['applicable']} applicable"
+    )
+    if after.get("previous_passed") != before["passed"] or not revises:
+        raise DemoError("story 5: the new report does not link the previous one")
+    if int(after["passed"]) <= int(before["passed"]):
+        raise DemoError("story 5: the fix did not change the verdict")
+    rows = _failed_spaces(client, builder)
+    print(f"  failed spaces and storeys now ({len(rows)}):")
+    for row in rows:
+        print(
+            f"    {row['spec']:<28} {row['kind']:<6} {row['name']:<8} found {row.get('found', '-')!r}"
+        )
+
+
+def _verify(report_iri: str, municipality: Party) -> None:
+    code, out, err = _run("verify", report_iri, "--config", municipality.config)
+    print(f"  municipality: dsgo verify {report_iri}\n    {(out or err).strip()}")
+    if code != 0 or not out.startswith("OK"):
+        raise DemoError("story 5: the report's signature did not verify")
+
+
+def _owner_client(party: Party):
+    from node.config import load_settings
+    from node.runtime import load_identity, trusted_fingerprints
+    from trust.client import TrustClient
+
+    settings = load_settings(party.config)
+    return TrustClient(load_identity(settings), trusted_fingerprints(settings), timeout=60)
+
+
+def _read_report(client, builder: Party, who: str) -> dict[str, str]:
+    """GET the report dataset with the municipality's token; its verdict, as the RDF says."""
+    import pyoxigraph as ox
+
+    path = f"/dataset/{PERMIT_REPORT}"
+    resp = client.request(
+        "GET", builder.url, path, headers={"Accept": "application/n-triples"}, timeout=120
+    )
+    if resp.status_code != 200:
+        raise DemoError(f"story 5: GET {path}: HTTP {resp.status_code} {resp.text[:300]}")
+    store = ox.Store()
+    store.load(resp.content, format=ox.RdfFormat.N_TRIPLES)
+    report = f"{builder.url}/id/report/{PERMIT_REPORT}"
+    values: dict[str, str] = {"report": report}
+    for row in store.query(f"SELECT ?p ?o WHERE {{ <{report}> ?p ?o }}"):
+        values.setdefault(row["p"].value.rsplit("#", 1)[-1], row["o"].value)
+    counts = {
+        "applicable": values["applicableSpecificationCount"],
+        "passed": values["passedSpecificationCount"],
+        "failed": values["failedSpecificationCount"],
+        "missing": values["missingSpecificationCount"],
+    }
+    failed = sorted(
+        r["name"].value
+        for r in store.query(
+            f"SELECT ?name WHERE {{ <{report}> <{DSGO_NS}specificationResult> ?s . "
+            f"?s <{DSGO_NS}verdict> <{DSGO_NS}Failed> ; <http://www.w3.org/2000/01/rdf-schema#label> ?name }}"
+        )
+    )
+    model = next(
+        iter(
+            store.query(
+                f"SELECT ?m WHERE {{ <{report}> <{PROV}wasDerivedFrom> ?m . "
+                f"?m <{PROV}specializationOf> ?d }}"
+            )
+        ),
+        None,
+    )
+    print(
+        f"  {who} {builder.url}{path} with its own token: HTTP 200, {len(store)} triples, "
+        f"sh:conforms {values['conforms']}, dsgo:applicableConforms {values['applicableConforms']}"
+    )
+    print(
+        f"    {counts['applicable']} applicable specifications: {counts['passed']} passed, "
+        f"{counts['failed']} failed ({', '.join(failed)}); {counts['missing']} required but absent"
+    )
+    if model is not None:
+        print(f"    about {model['m'].value}")
+    revision = next(
+        iter(
+            store.query(
+                f"SELECT ?prev ?n WHERE {{ <{report}> <{PROV}wasRevisionOf> ?prev . "
+                f"OPTIONAL {{ ?prev <{DSGO_NS}passedSpecificationCount> ?n }} }}"
+            )
+        ),
+        None,
+    )
+    result = {**counts, "report": report}
+    if revision is not None:
+        result["revision_of"] = revision["prev"].value
+        if revision["n"] is not None:
+            result["previous_passed"] = revision["n"].value
+    return result
+
+
+def _failed_spaces(client, builder: Party) -> list[dict[str, str]]:
+    """The report's failed spaces and storeys, with attributes from the model (one query)."""
+    query = f"""PREFIX sh: <{SH}> PREFIX bot: <https://w3id.org/bot#> PREFIX dsgo: <{DSGO_NS}>
+        PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#> PREFIX props: <https://w3id.org/props#>
+        SELECT ?spec ?kind ?name ?long ?found WHERE {{
+          GRAPH <{builder.url}/dataset/{PERMIT_REPORT}> {{
+            ?result a sh:ValidationResult ; sh:focusNode ?x ; sh:sourceShape ?s .
+            ?s rdfs:label ?spec . OPTIONAL {{ ?result sh:value ?found }} }}
+          GRAPH <{builder.url}/dataset/bim> {{
+            {{ ?x a bot:Space BIND("space" AS ?kind) }} UNION {{ ?x a bot:Storey BIND("storey" AS ?kind) }}
+            ?x rdfs:label ?name . OPTIONAL {{ ?x props:longName ?long }} }}
+        }} ORDER BY ?spec ?name"""
+    return _select(client, builder.url, query)
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    """Run `dsgo` and return its exit code and output (a check's verdict is its exit code)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([*DSGO, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 # --- helpers ------------------------------------------------------------------------------------

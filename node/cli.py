@@ -143,6 +143,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sync", cmd_sync, "re-run every configured connector whose source changed")
     p.add_argument("--force", action="store_true")
 
+    # check ...
+    chk = sub.add_parser("check", help="check a model and keep the report as a signed dataset")
+    csub = chk.add_subparsers(metavar="KIND")
+    p = csub.add_parser(
+        "ids",
+        help="check an IFC model against IDS 1.0 files (exit 0 pass, 1 fail, 2 error)",
+        description="Check an IFC model against IDS 1.0 files with ifctester; the report is "
+        "stored as dataset --report (SHACL results + PROV-O) and signed. Exit 0 when every "
+        "applicable specification passes, 1 when one fails, 2 on a usage or input error.",
+    )
+    _config_arg(p)
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--dataset", help="check the source model of this dataset's newest version")
+    model.add_argument("--model", type=Path, help="check this IFC file")
+    p.add_argument(
+        "--ids", nargs="+", required=True, metavar="FILE.ids", help="IDS files (or directories)"
+    )
+    p.add_argument("--report", required=True, help="dataset name for the report")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when a required specification has no applicable entity (IDS 1.0)",
+    )
+    p.set_defaults(func=cmd_check_ids)
+
     p = command("sign", cmd_sign, "sign a dataset's current version (RDFC-1.0 + detached JWS)")
     p.add_argument("--dataset", required=True)
 
@@ -536,11 +561,81 @@ def cmd_sync(args: argparse.Namespace) -> int:
         line = f"{o['dataset']}: {o['status']}"
         if o.get("triple_count"):
             line += f" ({o['triple_count']} triples)"
+        if o.get("summary"):  # a [[checks]] entry that ran
+            line += f": {o['summary']}"
         if o.get("error"):
             line += f" — {o['error']}"
             failed += 1
         print(line)
     return EXIT_ERROR if failed else 0
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def cmd_check_ids(args: argparse.Namespace) -> int:
+    """`dsgo check ids`: exit 0 pass, 1 fail, 2 for every error (so 1 always means a failure)."""
+    try:
+        body = _check_ids(args)
+    except Exception as exc:  # noqa: BLE001 - one line, exit 2: an error is never a verdict
+        print(f"dsgo: error: {_describe(exc)}", file=sys.stderr)
+        if os.environ.get("DSGO_DEBUG"):
+            raise
+        return EXIT_USAGE
+    from node.checks import exit_code, summary_line
+
+    print(summary_line(body))
+    for name in body.get("failed", []):
+        print(f"  failed: {name}", file=sys.stderr)
+    if args.strict:
+        for name in body.get("missing", []):
+            print(f"  required, no applicable entity: {name}", file=sys.stderr)
+    return exit_code(body["summary"], args.strict)
+
+
+def _check_ids(args: argparse.Namespace) -> dict[str, Any]:
+    from node.checks import resolve_ids, run_check
+    from node.iri import check_dataset_name
+    from node.runtime import load_identity
+    from node.store import StoreLocked, open_store
+
+    settings = _settings(args)
+    check_dataset_name(args.report)
+    if args.dataset is not None:
+        check_dataset_name(args.dataset)
+    ids = [str(p) for p in resolve_ids(args.ids)]
+    model = str(args.model.resolve()) if args.model is not None else None
+    try:
+        store = open_store(settings)
+    except StoreLocked:
+        print(
+            "dsgo: the store is in use by the running node; checking through its admin API",
+            file=sys.stderr,
+        )
+        resp = _self_client(settings).request(
+            "POST",
+            settings.base_iri,
+            "/admin/check",
+            party_id=settings.party_id,
+            json={"report": args.report, "ids": ids, "dataset": args.dataset, "model": model},
+            timeout=None,
+        )
+        return _json_or_fail(resp)
+    try:
+        outcome = run_check(
+            store,
+            load_identity(settings),
+            settings.data_dir,
+            base_iri=settings.base_iri,
+            party_id=settings.party_id,
+            report=args.report,
+            ids=ids,
+            dataset=args.dataset,
+            model=model,
+        )
+    finally:
+        store.close()
+    return outcome.to_json()
 
 
 # --- signed datasets --------------------------------------------------------------------------

@@ -33,6 +33,22 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class CheckConfig:
+    """A `[[checks]]` entry: check a dataset's model after every sync that changes it."""
+
+    kind: str  # "ids": the model against IDS files (connectors/ids_check.py)
+    dataset: str  # the checked model's dataset
+    ids: tuple[str, ...]  # IDS files or directories of them (absolute after loading)
+    report: str  # the report's dataset
+    strict: bool = False  # the verdict counts required specifications no entity meets
+
+
+CHECK_KINDS = ("ids",)
+_CHECK_KEYS = {"kind", "dataset", "ids", "report", "strict"}
+_DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # node/iri.py's rule
+
+
+@dataclass(frozen=True)
 class QueryLimits:
     """Checked before the engine sees a caller's query text (config section [query])."""
 
@@ -84,6 +100,7 @@ class Settings:
     audit_checkpoint_seconds: float = 1.0
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
+    checks: tuple[CheckConfig, ...] = ()
 
     @property
     def store_dir(self) -> Path:
@@ -223,6 +240,8 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
             )
         )
 
+    checks = _checks(raw, root, {s.dataset for s in sources})
+
     endpoints = federation.get("allowed_endpoints", {})
     if not isinstance(endpoints, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and PARTY_ID.match(v)
@@ -288,7 +307,60 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         audit_checkpoint_seconds=_float(audit, "audit.checkpoint_seconds", 1.0),
         audit_witness_url=witness_url,
         audit_witness_party_id=witness_party,
+        checks=checks,
     )
+
+
+def _checks(raw: dict[str, Any], root: Path, source_datasets: set[str]) -> tuple[CheckConfig, ...]:
+    """The `[[checks]]` tables; ConfigError naming the entry and key for anything wrong."""
+    items = raw.get("checks", [])
+    if not isinstance(items, list):
+        raise ConfigError("checks: use [[checks]] tables")
+    checks: list[CheckConfig] = []
+    for i, item in enumerate(items):
+        where = f"checks[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: must be a table")
+        if unknown := sorted(set(item) - _CHECK_KEYS):
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(_CHECK_KEYS)}")
+        kind = item.get("kind")
+        if kind not in CHECK_KINDS:
+            raise ConfigError(f"{where}.kind: must be one of {list(CHECK_KINDS)}, got {kind!r}")
+        for key in ("dataset", "report"):
+            value = item.get(key)
+            if not isinstance(value, str) or not _DATASET_NAME.match(value):
+                raise ConfigError(
+                    f"{where}.{key}: required, a dataset name (lowercase letters, digits, - or _), "
+                    f"got {value!r}"
+                )
+        ids = item.get("ids")
+        if isinstance(ids, str):
+            ids = [ids]
+        if not isinstance(ids, list) or not ids or not all(isinstance(v, str) and v for v in ids):
+            raise ConfigError(f"{where}.ids: required, a list of IDS files or directories")
+        strict = item.get("strict", False)
+        if not isinstance(strict, bool):
+            raise ConfigError(f"{where}.strict: must be true or false")
+        report = item["report"]
+        if report in ("provenance", "audit"):
+            raise ConfigError(f"{where}.report: {report!r} is a reserved dataset name")
+        if report == item["dataset"] or report in source_datasets:
+            raise ConfigError(
+                f"{where}.report: {report!r} is a checked or synced dataset; the report needs a "
+                "dataset of its own"
+            )
+        if report in {c.report for c in checks}:
+            raise ConfigError(f"{where}.report: {report!r} is the report of another check")
+        checks.append(
+            CheckConfig(
+                kind=kind,
+                dataset=item["dataset"],
+                ids=tuple(str(_path(root, v)) for v in ids),
+                report=report,
+                strict=strict,
+            )
+        )
+    return tuple(checks)
 
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:

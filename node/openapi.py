@@ -600,6 +600,34 @@ def _more_paths(op: Any, dataset_name: dict, fmt: dict) -> dict[str, Any]:
                 ),
             )
         },
+        "/admin/check": {
+            "post": op(
+                "check a dataset's model (or a model file) against IDS files; the report is "
+                "stored as a signed dataset (node's own party only)",
+                {"200": ("the check's summary", {_JSON: {"type": "object"}})},
+                {
+                    **owner_only,
+                    "400": "missing fields or bad names",
+                    "404": "no such dataset or file",
+                    "409": "the report would replace data that is not a report",
+                    "422": "the model or an IDS file cannot be checked",
+                },
+                body=_json_body(
+                    _json_object(
+                        "report",
+                        "ids",
+                        report=dataset_name["schema"],
+                        ids={
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "string", "minLength": 1},
+                        },
+                        dataset=dataset_name["schema"],
+                        model={"type": "string", "minLength": 1},
+                    )
+                ),
+            )
+        },
         "/admin/derive": {
             "post": op(
                 "store a CONSTRUCT query's result as a dataset (node's own party only)",

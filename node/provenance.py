@@ -47,6 +47,9 @@ def version_triples(
         (v, _p("wasGeneratedBy"), run),
         (v, _p("wasAttributedTo"), agent),
         (v, _p("generatedAtTime"), _time(prov.ended)),
+        # the source entity is shared by every version read from the same place: the digest of
+        # the bytes this version was converted from is recorded on the version itself
+        (v, _d("sourceSha256"), ox.Literal(prov.source_sha256)),
         (run, RDF_TYPE, _p("Activity")),
         (run, _p("startedAtTime"), _time(prov.started)),
         (run, _p("endedAtTime"), _time(prov.ended)),

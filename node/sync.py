@@ -119,6 +119,12 @@ def make_sync_runner(rt) -> Callable[[bool], list[dict]]:
                 write_result(rt.store, settings.base_iri, dataset, result)
 
             outcomes = sync(sources, settings.data_dir / "sync-state.json", run_one, write, force)
-        return [asdict(o) for o in outcomes]
+        results = [asdict(o) for o in outcomes]
+        if getattr(settings, "checks", ()):
+            # [[checks]]: re-check every model whose dataset (or IDS files) changed
+            from node.checks import run_configured_checks
+
+            results += run_configured_checks(rt, force)
+        return results
 
     return run

@@ -43,11 +43,13 @@ NO_POSITIVE_ACCEPTANCE = {
     "GET /audit/trace": "iri must be an RFC 3987 IRI",
     "POST /delegation/policies": "the policy must be one this node can evaluate",
     "POST /audit/witness": "a checkpoint is a JWS signed by the caller; no schema can say that",
+    "POST /admin/check": "ids and model must name IDS and IFC files on the node",
 }
 # With the owner's rights this operation acts outside the node; the other personas are refused
 # before it does, and are fuzzed.
 NOT_AS_OWNER = {
     "POST /admin/connect": "runs a connector on a file path or database DSN named in the body",
+    "POST /admin/check": "runs the IDS checker on model and IDS file paths named in the body",
 }
 # Known 5xx in routes outside this test's change, to be fixed there; the run stops at the first
 # such case (xfail) and goes on failing for any other operation or error.

@@ -18,7 +18,7 @@ SH = "http://www.w3.org/ns/shacl#"
 DSGO = "https://w3id.org/dsgo-node/def#"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 
-# "Which spaces fail 9.12b?": the query docs/permit-check.md shows.
+# "Which spaces fail 9.12b?": the query README.md shows (section Permit check).
 SPACES_FAILING_912B = f"""
 PREFIX sh: <{SH}>
 PREFIX dsgo: <{DSGO}>

@@ -1,4 +1,4 @@
-"""Admin API of a running node: replace or drop a dataset, run a sync. Only the node's own party.
+"""Admin API of a running node: replace or drop a dataset, run a sync or a check. Owner only.
 
 The embedded store is owned by the serving process, so `dsgo load` and `dsgo connect` send their
 data here (authenticated with a token the CLI obtains with the node's own key).
@@ -17,7 +17,7 @@ from starlette.routing import Route
 from node.auth import authenticate
 from node.enforcement import ADMIN
 from node.errors import BadRequest, NodeError
-from node.iri import check_dataset_name
+from node.iri import InvalidName, check_dataset_name
 from node.runtime import Runtime
 from node.store import format_for
 
@@ -141,6 +141,49 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
         outcomes = await run_in_threadpool(run_sync, force)
         return JSONResponse({"outcomes": outcomes})
 
+    async def check(request: Request) -> Response:
+        """POST /admin/check: `dsgo check ids` on the running node (owner only)."""
+        from node.checks import CheckError, run_check
+
+        caller = authenticate(request, rt.layer)
+        rt.enforcer.authorize(caller, ADMIN, "check", audit=False)
+        body = await _json(request)
+        report, ids = body.get("report"), body.get("ids")
+        dataset, model = body.get("dataset"), body.get("model")
+        if (
+            not isinstance(report, str)
+            or not isinstance(ids, list)
+            or not ids
+            or not all(isinstance(v, str) and v for v in ids)
+            or (dataset is None) == (model is None)
+            or not all(isinstance(v, str) and v for v in (dataset, model) if v is not None)
+        ):
+            raise BadRequest(
+                "report, ids (a list of IDS files) and one of dataset or model are required",
+                code="invalid_request",
+            )
+        check_dataset_name(report)
+        rt.enforcer.authorize(caller, ADMIN, report, operation="check_ids")
+        try:
+            outcome = await run_in_threadpool(
+                lambda: run_check(
+                    rt.store,
+                    rt.identity,
+                    rt.settings.data_dir,
+                    base_iri=rt.settings.base_iri,
+                    party_id=rt.settings.party_id,
+                    report=report,
+                    ids=ids,
+                    dataset=dataset,
+                    model=model,
+                )
+            )
+        except InvalidName:
+            raise
+        except (OSError, ValueError) as exc:  # unreadable input the checker did not name
+            raise CheckError(f"{type(exc).__name__}: {exc}", status=422) from None
+        return JSONResponse(outcome.to_json())
+
     return [
         Route("/admin/datasets/{name}", put_dataset, methods=["PUT"]),
         Route("/admin/datasets/{name}", delete_dataset, methods=["DELETE"]),
@@ -148,6 +191,7 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
         Route("/admin/connect", connect, methods=["POST"]),
         Route("/admin/derive", derive, methods=["POST"]),
         Route("/admin/sync", sync, methods=["POST"]),
+        Route("/admin/check", check, methods=["POST"]),
     ]
 
 
