@@ -153,6 +153,7 @@ def evaluate(
     max_remote_rows: int = 100_000,
     endpoint_allowed: Callable[[str], bool] | None = None,
     reports: list[SourceReport] | None = None,
+    plan: Plan | None = None,
 ) -> FederatedResult:
     """Evaluate `query`, calling `fetch` for each SERVICE and `local` for everything else.
 
@@ -160,10 +161,11 @@ def evaluate(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    try:
-        plan = plan_query(query)
-    except SparqlSyntaxError as exc:
-        raise InvalidQuery(f"cannot read the query: {exc}") from None
+    if plan is None:  # a caller that planned already passes its plan
+        try:
+            plan = plan_query(query)
+        except SparqlSyntaxError as exc:
+            raise InvalidQuery(f"cannot read the query: {exc}") from None
     if not plan.services:
         return FederatedResult(local(query), [], query)
     for service in plan.services:

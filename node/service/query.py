@@ -190,16 +190,17 @@ def evaluate(
     if not guarded:
         guard_text(query, rt.settings.limits)
     enforcer = rt.enforcer
-    if federation.has_service(query):
-        query = _inline_self(query, enforcer.is_self_endpoint)
-    if not federation.has_service(query):
+    plan = _plan(query) if federation.has_service(query) else None
+    if plan is not None and any(enforcer.is_self_endpoint(s.endpoint) for s in plan.services):
+        query = _inline_self(query, plan, enforcer.is_self_endpoint)
+        plan = _plan(query) if federation.has_service(query) else None
+    if plan is None or not plan.services:
         scope = enforcer.query_scope(caller, evidence, decisions)
         if scope_seen is not None:
             scope_seen.append(scope)
         return enforcer.run_scoped(
             rt.store, query, scope, data_version=rt.store.version(), timeout=None
         )
-    plan = _plan(query)
     scope = enforcer.query_scope(caller, evidence, decisions)  # the grant first, then any I/O
     if scope_seen is not None:
         scope_seen.append(scope)
@@ -224,6 +225,7 @@ def evaluate(
             timeout=rt.settings.query_timeout,
             endpoint_allowed=peers.__contains__,
             reports=reports,
+            plan=plan,
         )
     finally:
         events = [_call_event(rt, caller, peers, r, for_datasets) for r in reports]
@@ -274,9 +276,8 @@ def _plan(query: str) -> federation.Plan:
         raise federation.InvalidQuery(f"cannot read the query: {exc}") from None
 
 
-def _inline_self(query: str, is_self: Any) -> str:
+def _inline_self(query: str, plan: federation.Plan, is_self: Any) -> str:
     """SERVICE <this node's own /sparql> { P } becomes { P }: evaluated here, in the caller's scope."""
-    plan = _plan(query)
     spans = [(s.start, s.end, "{ " + s.body + " }") for s in plan.services if is_self(s.endpoint)]
     if not spans:
         return query
