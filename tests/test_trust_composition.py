@@ -124,49 +124,42 @@ def test_truncation_and_rewrite_are_reported_with_their_range(pair) -> None:
     head = _wait_checkpointed(db)
     _wait_witnessed(owner, owner_proc.base_url, head)
     guest_proc.stop()  # tamper with a stopped node's database, as an operator could
-    try:
-        assert dsgo("audit", "verify", "--config", guest).returncode == 0
+    assert dsgo("audit", "verify", "--config", guest).returncode == 0
 
-        # A rewrite of entry head-2 with the chain after it recomputed: the hashes all match,
-        # the checkpoint of the head does not.
-        with sqlite3.connect(db) as conn:
-            rows = conn.execute(
-                "SELECT seq, body FROM audit_log WHERE seq >= ? ORDER BY seq", (head - 2,)
-            ).fetchall()
-            prev = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (head - 3,)).fetchone()[
-                0
-            ]
-            for seq, body in rows:
-                doc = orjson.loads(body)
-                if seq == head - 2:
-                    doc["detail"] = {"reason": "nothing to see"}
-                doc["prev"] = prev
-                text = canonical_json(doc).decode()
-                prev = hashlib.sha256(text.encode()).hexdigest()
-                conn.execute(
-                    "UPDATE audit_log SET body = ?, hash = ? WHERE seq = ?", (text, prev, seq)
-                )
-        out = dsgo("audit", "verify", "--config", guest, check=False)
-        assert out.returncode == 1
-        assert "rewritten" in out.stdout, out.stdout
-        first, last = map(int, re.search(r"\(entries (\d+)-(\d+)\)", out.stdout).groups())
-        assert first <= head - 2 <= last, out.stdout  # the range holds the rewritten entry
+    # A rewrite of entry head-2 with the chain after it recomputed: the hashes all match,
+    # the checkpoint of the head does not.
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT seq, body FROM audit_log WHERE seq >= ? ORDER BY seq", (head - 2,)
+        ).fetchall()
+        prev = conn.execute("SELECT hash FROM audit_log WHERE seq = ?", (head - 3,)).fetchone()[0]
+        for seq, body in rows:
+            doc = orjson.loads(body)
+            if seq == head - 2:
+                doc["detail"] = {"reason": "nothing to see"}
+            doc["prev"] = prev
+            text = canonical_json(doc).decode()
+            prev = hashlib.sha256(text.encode()).hexdigest()
+            conn.execute("UPDATE audit_log SET body = ?, hash = ? WHERE seq = ?", (text, prev, seq))
+    out = dsgo("audit", "verify", "--config", guest, check=False)
+    assert out.returncode == 1
+    assert "rewritten" in out.stdout, out.stdout
+    first, last = map(int, re.search(r"\(entries (\d+)-(\d+)\)", out.stdout).groups())
+    assert first <= head - 2 <= last, out.stdout  # the range holds the rewritten entry
 
-        # Now the operator also drops the checkpoints and the newest entries: only the witness
-        # still knows.
-        with sqlite3.connect(db) as conn:
-            conn.execute("DELETE FROM audit_checkpoint")
-            conn.execute("DELETE FROM audit_log WHERE seq > ?", (head - 3,))
-        local = dsgo("audit", "verify", "--config", guest, check=False)
-        assert local.returncode == 0, local.stdout  # the local log alone looks intact
-        witnessed = dsgo(
-            "audit", "verify", "--config", guest, "--witness", owner_proc.base_url, check=False
-        )
-        assert witnessed.returncode == 1, witnessed.stdout
-        assert "truncated" in witnessed.stdout
-        assert f"(entries {head - 2}-" in witnessed.stdout, witnessed.stdout
-    finally:
-        pass
+    # Now the operator also drops the checkpoints and the newest entries: only the witness
+    # still knows.
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM audit_checkpoint")
+        conn.execute("DELETE FROM audit_log WHERE seq > ?", (head - 3,))
+    local = dsgo("audit", "verify", "--config", guest, check=False)
+    assert local.returncode == 0, local.stdout  # the local log alone looks intact
+    witnessed = dsgo(
+        "audit", "verify", "--config", guest, "--witness", owner_proc.base_url, check=False
+    )
+    assert witnessed.returncode == 1, witnessed.stdout
+    assert "truncated" in witnessed.stdout
+    assert f"(entries {head - 2}-" in witnessed.stdout, witnessed.stdout
 
 
 def test_witness_refuses_someone_elses_checkpoint_and_a_rollback(pair) -> None:
