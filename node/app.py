@@ -21,6 +21,7 @@ from node.enforcement import AccessDenied
 from node.errors import NodeError, ProtocolError
 from node.federation import FederationError
 from node.iri import InvalidName
+from node.login.routes import install_login
 from node.negotiation import NotAcceptable
 from node.openapi import openapi_schema
 from node.request_log import RequestLog
@@ -85,6 +86,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         *witness_routes(rt),
     ]
     app.router.routes.extend(routes)
+    install_login(app, rt)  # /login, sessions, CSRF: only with [[login.providers]]
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
     for exc_type, handler in _HANDLERS.items():
         app.add_exception_handler(exc_type, handler)

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from node.enforcement import Caller
+from node.login.session import SESSION_SCHEME, session_caller
 from trust.errors import InvalidRequest, InvalidToken, MethodNotAllowed, TrustError
 from trust.layer import TrustLayer
 
@@ -34,6 +35,8 @@ def caller_from_header(header: str, layer: TrustLayer) -> Caller:
     """The caller an `Authorization` header value names; 400 if malformed, 401 if invalid."""
     scheme, _, token = header.partition(" ")
     token = token.strip()
+    if scheme == SESSION_SCHEME:  # set by node.login.middleware from the session cookie
+        return session_caller(token)
     if scheme.lower() != "bearer" or not token or " " in token:
         raise InvalidRequest("authorization_header", "expected Authorization: Bearer <token>")
     claims = layer.verify_access_token(token)

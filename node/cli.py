@@ -99,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-root", type=Path, action="append", default=[], help="trusted root CA (PEM)"
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
+    p.add_argument(
+        "--dev-login",
+        action="store_true",
+        help="people log in through the development OpenID Provider (writes DIR/dev-op.json)",
+    )
+    p.add_argument("--dev-login-port", type=int, default=8900, help="its port on 127.0.0.1")
+
+    p = command(
+        "dev-op", cmd_dev_op, "run the development OpenID Provider (tools/dev-op)", config=False
+    )
+    p.add_argument("file", type=Path, help="its config, e.g. DIR/dev-op.json from init --dev-login")
 
     p = command("serve", cmd_serve, "run the node (uvicorn with uvloop/httptools)")
     p.add_argument("--host")
@@ -326,7 +337,27 @@ def cmd_init(args: argparse.Namespace) -> int:
         force=args.force,
     )
     print(f"wrote {path}")
+    if args.dev_login:
+        from node.login.devop import init_dev_login
+
+        op = init_dev_login(path, args.dev_login_port)
+        print(f"wrote {op}: run `dsgo dev-op {op}`, then log in at {_base_of(path)}/login")
     return 0
+
+
+def _base_of(config: Path) -> str:
+    return load_settings(config).base_iri
+
+
+def cmd_dev_op(args: argparse.Namespace) -> int:
+    from node.login.devop import DevOpError, run_dev_op
+
+    if not args.file.is_file():
+        raise ConfigError(f"{args.file}: not found (write it with `dsgo init DIR --dev-login`)")
+    try:
+        return run_dev_op(args.file)
+    except DevOpError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from node.login.config import LoginConfig, LoginConfigError, parse_login
+
 DEFAULT_CONFIG = "node.toml"
 PARTY_ID = re.compile(
     r"^(EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,15}|did:ishare:EU\.[A-Z]{2}\.NTR[A-Z]{2}-\d{8})$"
@@ -101,6 +103,7 @@ class Settings:
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
+    login: LoginConfig = field(default_factory=LoginConfig)  # [login]: people (node/login/)
 
     @property
     def store_dir(self) -> Path:
@@ -155,6 +158,7 @@ _SECTIONS = {
     "catalog",
     "query",
     "federation",
+    "login",
 }
 
 
@@ -262,6 +266,11 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     if (witness_url is None) != (witness_party is None):
         raise ConfigError("audit.witness_url and audit.witness_party_id go together")
 
+    try:
+        login = parse_login(raw.get("login"), party_id)
+    except LoginConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
     passphrase = os.environ.get("DSGO_KEY_PASSPHRASE") or identity.get("passphrase")
     return Settings(
         config_path=config_path,
@@ -308,6 +317,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         audit_witness_url=witness_url,
         audit_witness_party_id=witness_party,
         checks=checks,
+        login=login,
     )
 
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import pyoxigraph as ox
 
@@ -62,6 +62,9 @@ class Caller:
     jti: str | None = None
     scope: str = ""
     person: str | None = None
+    # A person of the node's own party acts as "steward" (admin and policy actions) or
+    # "auditor" (the audit log); other parties' people read under their party's policies.
+    role: str | None = None
 
     @classmethod
     def node(cls, party_id: str) -> Caller:
@@ -386,6 +389,15 @@ class Enforcer:
         by its own entry (a federated call). Denies are always audited.
         """
         party = _party(caller)
+        role = _person_role(caller, self.node_party_id)
+        needed = _staff_role_needed(action)
+        if needed is not None and role is not None and role != needed:
+            reason = f"the {needed} role is needed for {action}"
+            self._deny(caller, action, target, OWNER_SCOPE_NONE, reason, collect, extra)
+            raise AccessDenied(
+                f"only the node's {needed}s may do this; you are logged in as {role or 'staff'}",
+                error="insufficient_role",
+            )
         if action == ADMIN:
             if party != self.node_party_id:
                 self._deny(caller, action, target, OWNER_SCOPE_NONE, "owner only", collect, extra)
@@ -477,6 +489,16 @@ class Enforcer:
             raise ServiceNotAllowed(url, exc.description) from None
         return peer
 
+    def login_outbound(self, url: str, origins: Iterable[str]) -> None:
+        """The gate of calls to an OpenID Provider (discovery, JWKS, token, userinfo): only to
+        the origins node.toml configures for it; a refusal is audited and raises 403."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme not in ("http", "https") or "@" in parts.netloc or origin not in origins:
+            reason = "not at a configured OpenID Provider's origin"
+            self.refuse(self.node_party_id, "login", url[:300], reason)
+            raise ServiceNotAllowed(url, reason)
+
     def refuse(self, caller: Caller | str, action: str, target: str, reason: str) -> None:
         """Record a refusal decided outside a policy (bad evidence, a guard); always audited."""
         self._deny(caller, action, target, OWNER_SCOPE_NONE, reason, None, {})
@@ -505,6 +527,8 @@ class Enforcer:
         more = dict(extra)
         if isinstance(caller, Caller) and caller.person:
             more["person"] = caller.person
+            if caller.role:
+                more["role"] = caller.role
         decision = Decision(
             effect,
             _party(caller),
@@ -709,6 +733,21 @@ class Enforcer:
 
 def _party(caller: Caller | str) -> str:
     return caller.party_id if isinstance(caller, Caller) else caller
+
+
+def _staff_role_needed(action: str) -> str | None:
+    """The role a person of the owner's party needs for `action` (None: any of its staff)."""
+    return {ADMIN: "steward", READ_AUDIT: "auditor"}.get(action)
+
+
+def _person_role(caller: Caller | str, owner: str) -> str | None:
+    """A logged-in person of the owner's party: their role ("" if none); None otherwise.
+
+    The node acting as itself and bearer tokens carry no person and keep the owner's rights.
+    """
+    if not isinstance(caller, Caller) or caller.person is None or caller.party_id != owner:
+        return None
+    return caller.role or ""
 
 
 def _deny_hits(d: DenyRule, s: str, p: str | None, g: str, types: Iterable[str]) -> bool:

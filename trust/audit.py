@@ -42,7 +42,18 @@ from trust.pki import party_iri as pki_party_iri
 from trust.signing import SignatureError, sign_jws, verify_jws
 
 KINDS = frozenset(
-    {"token_issued", "token_refused", "permit", "deny", "query", "federated_call", "admin"}
+    {
+        "token_issued",
+        "token_refused",
+        "permit",
+        "deny",
+        "query",
+        "federated_call",
+        "admin",
+        "login",  # a person logged in (node/login): party and detail.person
+        "login_refused",
+        "logout",
+    }
 )
 CHECKPOINT_TYP = "dsgo-audit-checkpoint+jws"
 log = logging.getLogger("dsgo.audit")

@@ -58,6 +58,7 @@ def audit_routes(rt: Runtime) -> list[Route]:
                         "time": e.time,
                         "kind": e.kind,
                         "party": e.party,
+                        "person": e.detail.get("person"),  # who, in a login session
                         "target": e.target,
                         "action": e.action,
                         "policy_ids": list(e.policy_ids),

@@ -64,7 +64,11 @@ def follow_routes(rt: Runtime) -> list[Route]:
                 target=iri,
                 action="follow",
                 token_jti=caller.jti,
-                detail={"peer": peer.party_id, "error": error.reason if error else None},
+                detail={
+                    "peer": peer.party_id,
+                    "error": error.reason if error else None,
+                    **({"person": caller.person} if caller.person else {}),
+                },
             )
         )
         if error is not None:
