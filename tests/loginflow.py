@@ -5,7 +5,9 @@ would. Tests stop at any step (before the callback, after it) to try what an att
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -81,3 +83,87 @@ class Person:
 
     def csrf(self) -> str:
         return self.me().json()["csrf_token"]
+
+
+# --- a node with login through the development provider, for the login tests -------------------
+
+BUILDER = "EU.EORI.NL000000101"
+RENOVATOR = "EU.EORI.NL000000102"
+
+
+def dev_users() -> list:
+    """The people of the login tests: builder staff in both roles and without one, a renovator's
+    employee, and someone the provider names no party for."""
+    from node.login.devop import DevUser
+
+    return [
+        DevUser("steward", "Sam Steward", BUILDER, "Builder", ("steward",)),
+        DevUser("auditor", "Ada Auditor", BUILDER, "Builder", ("auditor",)),
+        DevUser("otto", "Otto Norole", BUILDER, "Builder"),
+        DevUser("rita", "Rita Jansen", RENOVATOR, "Renovator", ()),
+        DevUser("nora", "Nora Noparty", "", "", ()),
+    ]
+
+
+@dataclass
+class LoginNode:
+    """A running builder node with `[[login.providers]]` and its running development provider."""
+
+    base: str
+    config: Path
+    op: object  # node.login.devop.DevOp
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.parent / "data"
+
+    def sessions(self) -> int:
+        with sqlite3.connect(self.data_dir / "login.sqlite") as db:
+            return db.execute("SELECT count(*) FROM login_session").fetchone()[0]
+
+    def backdate(self, column: str, seconds: float) -> None:
+        """Move every session's `created` or `last_seen` into the past (a clock that ran on)."""
+        assert column in ("created", "last_seen")
+        with sqlite3.connect(self.data_dir / "login.sqlite") as db:
+            db.execute(f"UPDATE login_session SET {column} = {column} - ?", (seconds,))
+
+
+def start_login_node(procs, root: Path, users: list | None = None) -> LoginNode:
+    """`dsgo init --dev-login` a builder node (its own registry), start the provider and node."""
+    from nodeproc import dsgo, free_port
+
+    from node.login.devop import DevOp, write_config
+
+    port, op_port = free_port(), free_port()
+    dsgo(
+        "init",
+        root / "builder",
+        "--party-id",
+        BUILDER,
+        "--name",
+        "Builder",
+        "--port",
+        str(port),
+        "--dev-login",
+        "--dev-login-port",
+        str(op_port),
+    )
+    config = root / "builder" / "node.toml"
+    op_config = root / "builder" / "dev-op.json"
+    write_config(op_config, op_port, [], users if users is not None else dev_users())
+    op = DevOp(op_config, root / "dev-op.log").start()
+    procs.serve(config, port)
+    procs_stop = getattr(procs, "procs", None)
+    if procs_stop is not None:  # stop the provider with the group's servers
+        procs_stop.insert(0, _OpProc(op))
+    return LoginNode(f"http://127.0.0.1:{port}", config, op)
+
+
+class _OpProc:
+    """Lets a ProcessGroup stop the provider with its other servers."""
+
+    def __init__(self, op) -> None:
+        self.op = op
+
+    def stop(self) -> None:
+        self.op.stop()

@@ -134,7 +134,7 @@ class LoginStore:
         return sid
 
     def get(self, sid: str) -> Session | str | None:
-        """The live session; "expired" (and removed) past its idle or absolute limit; None."""
+        """The live session; "session_expired" (and removed) past its idle or absolute limit; None."""
         key = sid_hash(sid)
         with self._connect() as db:
             row = db.execute("SELECT * FROM login_session WHERE sid_hash = ?", (key,)).fetchone()
@@ -144,7 +144,7 @@ class LoginStore:
         now = self.clock()
         if now - session.last_seen > self.idle or now - session.created > self.max:
             self.delete_hash(key)
-            return "expired"
+            return "session_expired"
         if now - session.last_seen > _TOUCH_EVERY:
             with self._lock, self._connect() as db:
                 db.execute("UPDATE login_session SET last_seen = ? WHERE sid_hash = ?", (now, key))
