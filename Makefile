@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The development OpenID Provider (npm oidc-provider), installed from its committed lock file.
+DEVOP := tools/dev-op/node_modules/.package-lock.json
 
 .PHONY: all install demo test bench lint format clean
 
@@ -14,12 +16,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(DEVOP): tools/dev-op/package.json tools/dev-op/package-lock.json
+	cd tools/dev-op && npm ci --no-audit --no-fund --loglevel=error
 
-demo: $(STAMP)
+install: $(STAMP) $(DEVOP)
+
+demo: $(STAMP) $(DEVOP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(DEVOP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -34,4 +39,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data tools/dev-op/node_modules tests/out

@@ -59,7 +59,7 @@ def login_routes(rt: Runtime, service: LoginService) -> list[Route]:
                 for p in rt.settings.login.providers
             )
             body = f"{note}<ul>{links}</ul>"
-        return _page(f"Log in to {name}", body)
+        return _page(f"{name}: logged in" if session else f"Log in to {name}", body)
 
     async def start(request: Request) -> Response:
         provider = request.query_params.get("provider", "")

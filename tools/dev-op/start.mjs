@@ -96,7 +96,8 @@ function page(res, status, title, body) {
   res.writeHead(status, {
     'Content-Type': 'text/html; charset=utf-8',
     'Cache-Control': 'no-store',
-    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    // no form-action: browsers apply it to the redirect back to the node after the login form
+    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
   });
   res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
 <style>body{font-family:sans-serif;max-width:28em;margin:4em auto}input,button{display:block;margin:.5em 0;padding:.4em;width:100%}</style>
