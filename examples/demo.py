@@ -59,7 +59,8 @@ def main() -> int:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    ports = _free_ports(5)
+    ports = _free_ports(6)
+    op_port = ports[5]
     registry = Party("registry", REGISTRY_ID, "DSGO scheme operator", ports[0], work / "registry")
     builder = Party("builder", BUILDER_ID, "Bouwbedrijf De Bouwer", ports[1], work / "builder")
     renovator = Party("renovator", RENOVATOR_ID, "Renovatie Nu", ports[2], work / "renovator")
@@ -70,7 +71,9 @@ def main() -> int:
     parties = [registry, builder, renovator, auditor, municipality]
     processes: list[subprocess.Popen] = []
     try:
-        _setup(work, registry, builder, renovator, auditor, municipality)
+        _setup(work, registry, builder, renovator, auditor, municipality, op_port)
+        op = _dev_login(work, [builder, renovator, municipality], auditor, op_port)
+        processes.append(op)
         for party in parties:
             if party.serve:
                 processes.append(_start(party, work))
@@ -88,6 +91,11 @@ def main() -> int:
                     f"  {party.key:<12} {party.url}   ({party.party_id}, logs: {work / (party.key + '.log')})"
                 )
         print(f"  {'auditor':<12} (no node; config {auditor.config})")
+        _banner("People: log in with a browser (development OpenID Provider)")
+        print(f"  open {builder.url}/login   (or any node's /login)")
+        for user, who in DEMO_USERS.items():
+            print(f"  user {user:<8} password {DEMO_PASSWORD}   {who}")
+        print(f"  the provider: http://127.0.0.1:{op_port} (log: {work / 'dev-op.log'})")
         if os.environ.get("DEMO_EXIT"):
             return 0
         print("\nServing until Ctrl+C. Try: curl " + builder.url + "/capabilities")
@@ -103,6 +111,54 @@ def main() -> int:
             _stop(proc)
 
 
+DEMO_PASSWORD = "demo"
+DEMO_USERS = {
+    "bouwer": "Bob de Bouwer, steward of Bouwbedrijf De Bouwer (policies at the builder's node)",
+    "rita": "Rita Jansen, Renovatie Nu: reads the builder's model under her party's policy",
+    "aude": "Aude Dit, Audit & Co: reads the audit logs and traces it was granted",
+    "gemma": "Gemma Gemeente, Gemeente Voorbeeldstad: reads the permit check",
+}
+
+
+def _dev_login(
+    work: Path, nodes: list[Party], auditor: Party, op_port: int
+) -> subprocess.Popen[bytes]:
+    """One development OpenID Provider for every node: each node a client (private_key_jwt with
+    its party key, from the dev-op.json `dsgo init --dev-login` wrote), and the demo's people."""
+    from node.login.devop import TOOLS, DevUser, ensure_installed, write_config
+
+    builder, renovator, municipality = nodes
+    clients = []
+    for party in nodes:
+        clients += json.loads((party.directory / "dev-op.json").read_text())["clients"]
+    users = [
+        DevUser("bouwer", "Bob de Bouwer", builder.party_id, builder.name, ("steward",)),
+        DevUser("rita", "Rita Jansen", renovator.party_id, renovator.name, ("steward",)),
+        DevUser("aude", "Aude Dit", auditor.party_id, auditor.name, ("auditor",)),
+        DevUser("gemma", "Gemma Gemeente", municipality.party_id, municipality.name),
+    ]
+    config = work / "dev-op.json"
+    write_config(config, op_port, clients, users)
+    ensure_installed()
+    log = open(work / "dev-op.log", "wb")  # noqa: SIM115 - the process writes it until the end
+    proc = subprocess.Popen(
+        ["node", str(TOOLS / "start.mjs"), str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # stopped with its process group, like the nodes
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{op_port}/.well-known/openid-configuration").is_success:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    _stop(proc)
+    raise DemoError(f"the development OpenID Provider did not start: see {work / 'dev-op.log'}")
+
+
 class DemoError(Exception):
     """A step of the demo failed; the message says which."""
 
@@ -114,6 +170,7 @@ def _setup(
     renovator: Party,
     auditor: Party,
     municipality: Party,
+    op_port: int,
 ) -> None:
     _banner("Setting up: a development PKI, a registry and four parties")
     ca = work / "ca"
@@ -148,6 +205,7 @@ def _setup(
             registry.url,
             "--registry-id",
             registry.party_id,
+            *(("--dev-login", "--dev-login-port", str(op_port)) if party.serve else ()),
         )
         _dsgo(
             "registry",

@@ -535,6 +535,10 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 {"200": ("trusted_list_token", {_JSON: _token_body("trusted_list_token")})},
             )
         }
+    if settings.login.enabled:
+        from node.login.routes import openapi_paths
+
+        schema["paths"].update(openapi_paths(op, _string_param))
     app.openapi_schema = schema
     return schema
 

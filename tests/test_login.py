@@ -370,6 +370,8 @@ def test_bad_requests_to_the_login_routes(node: LoginNode, person: Person) -> No
     assert page.status_code == 400 and "invalid_state" in page.text
     resp = person.http.get(f"{node.base}/catalog", headers={"Authorization": "DSGO-Session x"})
     assert resp.status_code == 400
+    described = person.http.get(f"{node.base}/openapi.json").json()["paths"]
+    assert {"/login", "/login/start", "/login/callback", "/logout", "/login/me"} <= set(described)
     jwks = person.http.get(f"{node.base}/login/jwks").json()
     assert jwks["keys"][0]["kty"] == "RSA" and "d" not in jwks["keys"][0]
 

@@ -178,3 +178,64 @@ def _quote(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="/")
+
+
+def openapi_paths(op: Any, param: Any) -> dict[str, Any]:
+    """The login routes for /openapi.json (node/openapi.py's `op` and `_string_param`)."""
+    html_page = {"text/html": {"type": "string"}}
+    error = {"application/json": {"type": "object"}}
+    return {
+        "/login": {
+            "get": op(
+                "the login page: the configured providers, or who is logged in",
+                {"200": ("page", html_page)},
+                secure=False,
+                params=[param("next", description="a path on this node to go to after login")],
+            )
+        },
+        "/login/start": {
+            "get": op(
+                "start a login at a provider (code flow, PKCE S256, state, nonce)",
+                {"302": ("to the provider's authorization endpoint", None)},
+                {"400": "unknown provider", "502": "the provider cannot be reached"},
+                secure=False,
+                params=[param("provider", description="a [[login.providers]] name"), param("next")],
+            )
+        },
+        "/login/callback": {
+            "get": op(
+                "the provider's redirect back: checks state, iss, code, ID token; sets the session",
+                {"303": ("to the page asked for, with the session cookie", None)},
+                {
+                    "400": "wrong or used state, nonce mismatch, code refused, bad ID token",
+                    "403": "the person has no party, or no role at the node's own party",
+                    "502": "the provider cannot be reached",
+                },
+                secure=False,
+                params=[param("code"), param("state"), param("iss")],
+            )
+        },
+        "/login/me": {
+            "get": op(
+                "who is logged in (person, name, party, role, csrf_token)",
+                {"200": ("the session", error)},
+                {"401": "no session, or an expired or tampered one"},
+                secure=False,
+            )
+        },
+        "/login/jwks": {
+            "get": op(
+                "the node's public party key as a JWKS (its private_key_jwt client key)",
+                {"200": ("JWKS", error)},
+                secure=False,
+            )
+        },
+        "/logout": {
+            "post": op(
+                "end the session (needs its CSRF token)",
+                {"303": ("to /login, the cookie cleared", None)},
+                {"403": "no CSRF token"},
+                secure=False,
+            )
+        },
+    }
