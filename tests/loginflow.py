@@ -149,6 +149,15 @@ def start_login_node(procs, root: Path, users: list | None = None) -> LoginNode:
         str(op_port),
     )
     config = root / "builder" / "node.toml"
+    # the same provider once more, as iSHARE has it: a signed request object, scope iSHARE
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + "\n[[login.providers]]\n"
+        + 'name = "dev-ishare"\nlabel = "the development provider, iSHARE profile"\n'
+        + f'issuer = "http://127.0.0.1:{op_port}"\nprofile = "ishare"\n'
+        + 'scopes = ["openid", "iSHARE", "profile"]\n',
+        encoding="utf-8",
+    )
     op_config = root / "builder" / "dev-op.json"
     write_config(op_config, op_port, [], users if users is not None else dev_users())
     op = DevOp(op_config, root / "dev-op.log").start()

@@ -3,6 +3,7 @@ and every way in that should not work is refused with nothing changed."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -397,3 +398,45 @@ def test_login_config_errors_name_the_key(tmp_path: Path, node: LoginNode) -> No
         with pytest.raises(ConfigError) as err:
             load_settings(bad)
         assert needle in str(err.value) and "login.providers[0]" in str(err.value)
+
+
+def test_ishare_profile_signs_the_request_object(node: LoginNode) -> None:
+    """profile = "ishare": the authorisation request is a signed request object the provider
+    verifies with the node's registered key; a forged one is refused by the provider."""
+    person = Person(node.base)
+    try:
+        start = person.start(provider="dev-ishare")
+        query = parse_qs(urlsplit(start.headers["location"]).query)
+        assert set(query) == {"response_type", "client_id", "scope", "request"}
+        assert "iSHARE" in query["scope"][0].split()
+        header, claims, _ = (part + "==" for part in query["request"][0].split("."))
+        decoded = json.loads(base64.urlsafe_b64decode(claims))
+        assert decoded["code_challenge_method"] == "S256" and decoded["iss"] == BUILDER
+        assert json.loads(base64.urlsafe_b64decode(header))["x5c"]
+        resp = person.finish(person.at_provider(start.headers["location"], "rita"))
+        assert resp.status_code == 303, resp.text
+        assert person.me().json()["party_id"] == RENOVATOR
+    finally:
+        person.close()
+    forger = Person(node.base)
+    try:
+        start = forger.start(provider="dev-ishare")
+        location = start.headers["location"]
+        request = parse_qs(urlsplit(location).query)["request"][0]
+        head, body, sig = request.split(".")
+        forged = location.replace(sig, ("A" if sig[0] != "A" else "B") + sig[1:])
+        before = node.sessions()
+        resp = forger.http.get(forged)
+        while resp.status_code in (302, 303) and not resp.headers["location"].startswith(
+            f"{node.base}/login/callback"
+        ):
+            resp = forger.http.get(resp.headers["location"])
+        if resp.status_code in (302, 303):  # the provider sends the error back to the node
+            resp = forger.finish(resp.headers["location"])
+            assert resp.status_code == 403 and resp.json()["error"] == "provider_error"
+        else:
+            assert resp.status_code == 400
+        assert node.sessions() == before
+        _refused_without_session(forger)
+    finally:
+        forger.close()

@@ -72,8 +72,9 @@ const provider = new Provider(issuer, {
     profile: ['name'],
     email: ['email', 'email_verified'],
     dsgo: ['party_id', 'party_name', 'roles'],
+    iSHARE: ['party_id', 'party_name', 'roles'], // iSHARE's scope for a human login
   },
-  scopes: ['openid', 'profile', 'email', 'dsgo'],
+  scopes: ['openid', 'profile', 'email', 'dsgo', 'iSHARE'],
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: false },
