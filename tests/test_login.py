@@ -440,3 +440,41 @@ def test_ishare_profile_signs_the_request_object(node: LoginNode) -> None:
         _refused_without_session(forger)
     finally:
         forger.close()
+
+
+def test_reads_and_queries_in_a_session_name_the_person(node: LoginNode, tmp_path: Path) -> None:
+    from nodeproc import dsgo
+
+    data = tmp_path / "demo.ttl"
+    wall = f"{node.base}/id/demo/wall/1"
+    data.write_text(f'<{wall}> <http://www.w3.org/2000/01/rdf-schema#label> "Wall 1" .\n')
+    dsgo("load", data, "--dataset", "demo", "--config", node.config)
+    steward, rita = Person(node.base), Person(node.base)
+    try:
+        steward.login("steward")
+        grant = {"grant": {"to": RENOVATOR, "dataset": "demo"}}
+        created = steward.http.post(
+            f"{node.base}/delegation/policies", json=grant, headers={"X-CSRF-Token": steward.csrf()}
+        )
+        assert created.status_code == 201, created.text
+        rita.login("rita")
+        resp = rita.http.get(wall, headers={"Accept": "text/turtle"})
+        assert resp.status_code == 200 and "Wall 1" in resp.text
+        query = rita.http.post(
+            f"{node.base}/sparql",
+            data={"query": "SELECT ?l WHERE { ?s ?p ?l }", "csrf_token": rita.csrf()},
+            headers={"Accept": "application/sparql-results+json"},
+        )
+        assert query.status_code == 200 and "Wall 1" in query.text
+        steward.http.delete(
+            f"{node.base}/delegation/policies/{created.json()['id']}",
+            headers={"X-CSRF-Token": steward.csrf()},
+        )
+    finally:
+        steward.close()
+        rita.close()
+    entries = _auditor_entries(node)
+    read = [e for e in entries if e["kind"] == "permit" and e["target"] == wall]
+    assert read and read[-1]["person"] == "dev:rita" and read[-1]["party"] == RENOVATOR
+    queries = [e for e in entries if e["kind"] == "query" and e["party"] == RENOVATOR]
+    assert queries and queries[-1]["person"] == "dev:rita"

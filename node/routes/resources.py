@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Route
 
-from node.auth import caller_from_header
+from node.auth import Caller, caller_from_header
 from node.errors import BadRequest
 from node.html import render_resource
 from node.jsonld import load_context
@@ -94,7 +94,7 @@ class ResourceEndpoint:
                 if_none_match = value.decode("latin-1")
         if authorization is None:
             raise InvalidToken("token_missing", "Authorization: Bearer token required")
-        caller = caller_from_header(authorization, rt.layer).party_id
+        caller = caller_from_header(authorization, rt.layer)  # with the person of a session
         fmt = _format_param(scope.get("query_string", b""))
         media = choose(accept, RESOURCE_TYPES, fmt)
         iri = resource_iri(rt.settings.base_iri, scope)
@@ -166,19 +166,19 @@ def _format_param(query_string: bytes) -> str | None:
     return found
 
 
-def describe(rt: Runtime, caller: str, iri: str, media: str) -> bytes:
+def describe(rt: Runtime, caller: Caller | str, iri: str, media: str) -> bytes:
     """The caller's view of one resource in `media`; 404 if unknown, 403 if nothing is permitted."""
     graphs = dataset_graphs(rt)
     found = _read(rt, iri, graphs)
     triples = _filter(rt, caller, found, graphs)
     if media == HTML:
-        labels = _labels(rt, caller, triples, graphs)
+        labels = _labels(rt, _party(caller), triples, graphs)
         return render_resource(found.iri, triples, labels, load_context(), ALTERNATES)
     return serialise_triples(triples, media)
 
 
 def describe_cached(
-    rt: Runtime, cache: DescriptionCache, caller: str, iri: str, media: str
+    rt: Runtime, cache: DescriptionCache, caller: Caller | str, iri: str, media: str
 ) -> tuple[bytes, str]:
     """`describe` with the store read (and full-view serialisations) cached per store version."""
     version = rt.store.version()
@@ -189,7 +189,7 @@ def describe_cached(
         cache.put(version, iri, found)
     triples = _filter(rt, caller, found, graphs)
     if media == HTML:
-        labels = _labels(rt, caller, triples, graphs)
+        labels = _labels(rt, _party(caller), triples, graphs)
         body = render_resource(found.iri, triples, labels, load_context(), ALTERNATES)
         return body, _etag(body)
     if len(triples) != len(found.triples):  # a partial view: serialise for this caller only
@@ -231,7 +231,9 @@ def _read(rt: Runtime, iri: str, graphs: list[str]) -> Described:
     return Described(iri, quads, triples, holding)
 
 
-def _filter(rt: Runtime, caller: str, found: Described, graphs: list[str]) -> list[ox.Triple]:
+def _filter(
+    rt: Runtime, caller: Caller | str, found: Described, graphs: list[str]
+) -> list[ox.Triple]:
     """The enforcer's decision (audited) and the permitted triples; AccessDenied if none."""
     if len(found.holding) == 1:
         # Every triple is in the one holding graph: plain triples say the same, more cheaply.
@@ -325,3 +327,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return True
     tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
     return etag in tags
+
+
+def _party(caller: Caller | str) -> str:
+    return caller.party_id if isinstance(caller, Caller) else caller
