@@ -478,3 +478,20 @@ def test_reads_and_queries_in_a_session_name_the_person(node: LoginNode, tmp_pat
     assert read and read[-1]["person"] == "dev:rita" and read[-1]["party"] == RENOVATOR
     queries = [e for e in entries if e["kind"] == "query" and e["party"] == RENOVATOR]
     assert queries and queries[-1]["person"] == "dev:rita"
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, node: LoginNode) -> None:
+    from nodeproc import dsgo
+
+    missing = dsgo("dev-op", tmp_path / "nope.json", check=False)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert "nope.json" in missing.stderr and "--dev-login" in missing.stderr
+    bad = tmp_path / "node.toml"
+    bad.write_text(
+        node.config.read_text(encoding="utf-8")
+        + '\n[[login.people]]\nprovider = "dev"\nsubject = "x"\n'
+        + f'party_id = "{BUILDER}"\nrole = "admin"\n'
+    )
+    refused = dsgo("datasets", "--config", bad, check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "login.people[0].role" in refused.stderr
