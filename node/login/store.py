@@ -117,6 +117,10 @@ class LoginStore:
         sid = secrets.token_urlsafe(32)
         now = self.clock()
         with self._lock, self._connect() as db:
+            db.execute(  # sessions nobody came back to are removed here, not kept forever
+                "DELETE FROM login_session WHERE last_seen < ? OR created < ?",
+                (now - self.idle, now - self.max),
+            )
             db.execute(
                 "INSERT INTO login_session VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -145,7 +149,7 @@ class LoginStore:
         if now - session.last_seen > self.idle or now - session.created > self.max:
             self.delete_hash(key)
             return "session_expired"
-        if now - session.last_seen > _TOUCH_EVERY:
+        if now - session.last_seen > min(_TOUCH_EVERY, self.idle / 4):
             with self._lock, self._connect() as db:
                 db.execute("UPDATE login_session SET last_seen = ? WHERE sid_hash = ?", (now, key))
         return session
