@@ -68,7 +68,7 @@ def test_a_person_logs_in_sees_who_they_are_and_logs_out(node: LoginNode, browse
     try:
         page.goto(f"{node.base}/login?next=/login")
         page.screenshot(path=str(OUT / "login-1-providers.png"))
-        page.get_by_role("link", name="Log in with the development provider").click()
+        page.get_by_role("link", name="Log in with the development provider", exact=True).click()
         page.wait_for_url(f"{node.op.issuer}/interaction/**")  # type: ignore[attr-defined]
         page.fill("input[name=login]", "rita")
         page.fill("input[name=password]", "demo")
@@ -88,7 +88,9 @@ def test_a_person_logs_in_sees_who_they_are_and_logs_out(node: LoginNode, browse
         page.goto(f"{node.base}/login")
         page.get_by_role("button", name="Log out").click()
         page.wait_for_url(f"{node.base}/login")
-        assert page.get_by_role("link", name="Log in with the development provider").is_visible()
+        assert page.get_by_role(
+            "link", name="Log in with the development provider", exact=True
+        ).is_visible()
         page.screenshot(path=str(OUT / "login-4-logged-out.png"))
         after = page.goto(f"{node.base}/login/me")
         assert after is not None and after.status == 401
