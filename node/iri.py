@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 
+from node.errors import NodeError
+
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 META_GRAPH = "urn:dsgo:meta"
 STAGING_PREFIX = "urn:dsgo:staging:"
 _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
-class InvalidName(ValueError):
-    """A dataset name or IRI that the node refuses to use (maps to HTTP 400)."""
+class InvalidName(NodeError, ValueError):
+    """A dataset name or IRI that the node refuses to use (HTTP 400)."""
 
     status = 400
+    code = "bad_request"
 
 
 def check_dataset_name(name: str) -> str:

@@ -56,7 +56,6 @@ RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 class AuditUnavailable(TrustError):
     """The audit entry could not be written; the audited action must not happen."""
 
-    status = 503
     error = "temporarily_unavailable"
 
 

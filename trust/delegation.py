@@ -43,7 +43,6 @@ _GRANTING = {
 class DelegationError(TrustError):
     """A policy or mask that cannot be evaluated; maps to HTTP 400 invalid_request."""
 
-    status = 400
     error = "invalid_request"
     check_name = "delegation"
 

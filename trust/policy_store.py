@@ -48,9 +48,8 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('version', 0);
 
 
 class PolicyNotFound(DelegationError):
-    """No (unrevoked) policy with that id; maps to HTTP 404."""
+    """No (unrevoked) policy with that id (`not_found`)."""
 
-    status = 404
     error = "not_found"
 
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from node.auth import Caller, authenticate
-from node.enforcement import ADMIN, READ_DATASET
+from node.enforcement import READ_DATASET
 from node.iri import check_dataset_name
 from node.negotiation import (
     JSONLD,
@@ -32,10 +32,10 @@ from node.negotiation import (
     serialise_triples,
 )
 from node.runtime import Runtime
+from node.service.ops import LocalNode
 from node.signatures import (
     current_signature,
     has_current_signature,
-    sign_stored_dataset,
     version_marker,
 )
 from node.store import UnknownDataset
@@ -115,20 +115,8 @@ def dataset_routes(rt: Runtime) -> list[Route]:
     async def sign(request: Request) -> Response:
         caller = authenticate(request, rt.layer)
         name = check_dataset_name(request.path_params["name"])
-        rt.enforcer.authorize(caller, ADMIN, name, operation="sign_dataset")
-        signed = await run_in_threadpool(
-            sign_stored_dataset, rt.store, rt.identity, rt.settings.data_dir, name
-        )
-        return JSONResponse(
-            {
-                "dataset": signed.dataset,
-                "graph": signed.graph,
-                "party": signed.party,
-                "signed_at": signed.signed_at,
-                "triples": signed.triples,
-                "signature": f"{base}/dataset/{name}/signature",
-            }
-        )
+        ops = LocalNode(rt, caller)
+        return JSONResponse(await run_in_threadpool(ops.sign, name))
 
     return [
         Route("/dataset/{name}", dataset, methods=["GET"]),
