@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vocab.iris import dataset_iri
+
 DEFAULT_CONFIG = "node.toml"
 PARTY_ID = re.compile(
     r"^(EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,15}|did:ishare:EU\.[A-Z]{2}\.NTR[A-Z]{2}-\d{8})$"
@@ -111,7 +113,7 @@ class Settings:
         return self.data_dir / "state.sqlite"
 
     def dataset_iri(self, name: str) -> str:
-        return f"{self.base_iri}/dataset/{name}"
+        return dataset_iri(self.base_iri, name)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

@@ -36,8 +36,9 @@ from trust.delegation import (
 from trust.errors import TrustError
 from trust.peers import OutboundRefused, Peer, PeerResolver
 from trust.policy_store import PolicyStore
+from vocab.iris import dataset_iri
+from vocab.namespaces import RDF_TYPE
 
-RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _CACHE_SIZE = 64
 # The data owner (the node's own party) reads everything it serves; no policy is needed for that.
 OWNER_SCOPE = Scope(whole_datasets=frozenset({WILDCARD}), policy_ids=("owner",))
@@ -627,7 +628,7 @@ class Enforcer:
         }
 
     def _dataset_iri(self, name: str) -> str:
-        return name if "/" in name else f"{self.base_iri}/dataset/{name}"
+        return name if "/" in name else dataset_iri(self.base_iri, name)
 
 
 # --- helpers --------------------------------------------------------------------------------

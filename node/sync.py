@@ -14,9 +14,10 @@ from connectors.run import run_connector
 from connectors.sync import SyncSource, sync
 from node.provenance import version_triples
 from node.store import Store
+from vocab.iris import dataset_iri
+from vocab.namespaces import PROV
 
 PROVENANCE_DATASET = "provenance"
-PROV = "http://www.w3.org/ns/prov#"
 
 
 def write_result(store: Store, base_iri: str, dataset: str, result: ConnectorResult) -> str:
@@ -42,8 +43,8 @@ def write_result(store: Store, base_iri: str, dataset: str, result: ConnectorRes
 
 def latest_version(store: Store, base_iri: str, dataset: str) -> tuple[str | None, int]:
     """The newest recorded version of `dataset` and how many versions there are."""
-    graph = f"{base_iri}/dataset/{PROVENANCE_DATASET}"
-    ds = f"{base_iri}/dataset/{dataset}"
+    graph = dataset_iri(base_iri, PROVENANCE_DATASET)
+    ds = dataset_iri(base_iri, dataset)
     rows = list(
         store.query(
             f"SELECT ?v ?t WHERE {{ GRAPH <{graph}> {{ ?v <{PROV}specializationOf> <{ds}> ; "

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trust.errors import TrustError
+from vocab.namespaces import DSGO
 
-DSGO = "https://w3id.org/dsgo-node/def#"
 DSGO_DATASET = DSGO + "Dataset"
 ISHARE_READ = "ISHARE.READ"
 DSGO_QUERY = "dsgo:query"

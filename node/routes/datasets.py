@@ -39,6 +39,7 @@ from node.signatures import (
     version_marker,
 )
 from node.store import UnknownDataset
+from vocab.iris import dataset_iri
 
 DATASET_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS, TURTLE, JSONLD)
 STREAMED_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS)
@@ -81,7 +82,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
             has_current_signature, rt.store, rt.settings.data_dir, name
         )
         if signed:
-            headers["Link"] = f'<{base}/dataset/{name}/signature>; rel="signature"'
+            headers["Link"] = f'<{dataset_iri(base, name)}/signature>; rel="signature"'
         if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         graph = rt.settings.dataset_iri(name)
@@ -106,7 +107,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
             media_type=JOSE,
             headers={
                 "Cache-Control": "private, no-cache",
-                "Link": f'<{base}/dataset/{name}>; rel="describes"',
+                "Link": f'<{dataset_iri(base, name)}>; rel="describes"',
                 "DSGO-Signed-At": signed.signed_at,
                 "DSGO-Signed-By": signed.party,
             },

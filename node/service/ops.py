@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from node.enforcement import ADMIN, Caller
 from node.errors import NodeError
+from vocab.iris import dataset_iri
 
 __all__ = ["LocalNode", "NodeOps", "QueryOutput", "RemoteNode", "dataset_json"]
 
@@ -149,7 +150,7 @@ class LocalNode:
             "party": signed.party,
             "signed_at": signed.signed_at,
             "triples": signed.triples,
-            "signature": f"{self.rt.settings.base_iri}/dataset/{dataset}/signature",
+            "signature": dataset_iri(self.rt.settings.base_iri, dataset) + "/signature",
         }
 
     def check(
