@@ -9,7 +9,7 @@ from pathlib import Path
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult
 from connectors.errors import ConnectorError
-from connectors.provenance import file_prov, require_file, utc_now
+from connectors.fingerprints import file_prov, require_file, utc_now
 from vocab.namespaces import BAG_DEF, BAG_ID, DSGO
 
 NAME = "bag"

@@ -37,7 +37,7 @@ import pyoxigraph as ox
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult, ProvRecord
 from connectors.errors import ConnectorError
-from connectors.provenance import file_modified, file_sha256, utc_now
+from connectors.fingerprints import file_modified, file_sha256, utc_now
 from vocab.iris import dataset_iri
 from vocab.namespaces import DCT, DSGO, PROPS, PROV, SH, XSD
 

@@ -71,8 +71,8 @@ from typing import Any
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult
 from connectors.errors import ConnectorError, SourceUnreadable, SourceUnsupported
+from connectors.fingerprints import file_prov, require_file, utc_now
 from connectors.mapping import load_mapping
-from connectors.provenance import file_prov, require_file, utc_now
 from vocab.namespaces import (
     BAG_PAND,
     BEO,

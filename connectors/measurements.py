@@ -15,8 +15,8 @@ from typing import Any
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult
 from connectors.errors import ConnectorError
+from connectors.fingerprints import file_prov, require_file, utc_now
 from connectors.mapping import expand, load_mapping, section
-from connectors.provenance import file_prov, require_file, utc_now
 from vocab.namespaces import QUDT, SOSA
 
 NAME = "measurements"

@@ -24,13 +24,13 @@ from typing import Any
 
 from connectors import ntriples as nt
 from connectors.errors import ConnectorError
+from connectors.fingerprints import file_sha256
 from connectors.ids_check import NAME
-from connectors.provenance import file_sha256
-from connectors.state_file import write_json_atomically
 from node.errors import NodeError
+from node.files import write_json_atomically
 from node.iri import check_dataset_name, sparql_iri
+from node.publish import PROVENANCE_DATASET, latest_version, write_result
 from node.store import Store
-from node.sync import PROVENANCE_DATASET, latest_version, write_result
 from vocab.iris import dataset_iri
 from vocab.namespaces import DSGO, PROV, SH
 

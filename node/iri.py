@@ -8,6 +8,15 @@ from node.errors import NodeError
 from vocab.iris import DATASET_NAME
 from vocab.iris import dataset_iri as _dataset_iri
 
+__all__ = [
+    "META_GRAPH",
+    "STAGING_PREFIX",
+    "InvalidName",
+    "check_dataset_name",
+    "dataset_iri",
+    "sparql_iri",
+]
+
 META_GRAPH = "urn:dsgo:meta"
 STAGING_PREFIX = "urn:dsgo:staging:"
 _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')

@@ -22,7 +22,7 @@ from urllib.parse import urljoin
 import httpx
 import pyoxigraph as ox
 
-from connectors.state_file import write_json_atomically
+from node.files import write_json_atomically
 from node.iri import check_dataset_name, dataset_iri
 from node.store import Store, StoreError, UnknownDataset
 from trust.client import TrustClient

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.iri import dataset_name, sparql_iri
+from node.iri import sparql_iri
 from node.runtime import Runtime
 from node.store import Store
+from vocab.iris import dataset_name
 from vocab.namespaces import DCT, DSGO, PROV
 
 

@@ -67,7 +67,9 @@ def test_failed_batch_fails_every_waiting_request(tmp_path) -> None:
         results = asyncio.run(main())
     finally:
         blocker.execute("ROLLBACK")
-    assert all(isinstance(r, AuditUnavailable) and r.error == "temporarily_unavailable" for r in results)
+    assert all(
+        isinstance(r, AuditUnavailable) and r.error == "temporarily_unavailable" for r in results
+    )
     assert [e.seq for e in log.entries()] == [1]
     asyncio.run(_request(log, 7))  # the log recovers once the lock is free
     assert [e.token_jti for e in log.entries()] == ["0", "7"]
