@@ -29,6 +29,7 @@ from node.negotiation import (
     NotAcceptable,
     choose,
     content_type,
+    etag_matches,
     serialise_triples,
 )
 from node.runtime import Runtime
@@ -83,7 +84,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         )
         if signed:
             headers["Link"] = f'<{dataset_iri(base, name)}/signature>; rel="signature"'
-        if _matches(request.headers.get("if-none-match"), etag):
+        if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         graph = rt.settings.dataset_iri(name)
         ctype = _CONTENT_TYPES.get(media) or content_type(media)
@@ -181,11 +182,3 @@ def _no_audit_data(base: str) -> Response:
         status_code=404,
         headers={"Link": f'<{base}/audit/entries>; rel="alternate"'},
     )
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    return etag in (t.strip().removeprefix("W/") for t in if_none_match.split(","))
