@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from node.auth import Caller, authenticate
 from node.enforcement import READ_DATASET
+from node.errors import NotFoundError
 from node.iri import check_dataset_name
 from node.negotiation import (
     JSONLD,
@@ -66,7 +67,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         name = request.path_params["name"]
         _permit(request, name)
         if name == AUDIT_DATASET:
-            return _no_audit_data(base)
+            raise _no_audit_data(base)
         media = _choose(request)
         marker, count = await run_in_threadpool(_state, rt, name)
         if media not in STREAMED_TYPES and count > rt.settings.max_results:
@@ -101,7 +102,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         name = request.path_params["name"]
         _permit(request, name)
         if name == AUDIT_DATASET:
-            return _no_audit_data(base)
+            raise _no_audit_data(base)
         signed = await run_in_threadpool(current_signature, rt.store, rt.settings.data_dir, name)
         return Response(
             signed.jws.encode("ascii"),
@@ -170,15 +171,9 @@ def _stream(rt: Runtime, graph: str, with_graph: bool) -> Iterator[bytes]:
         yield ox.serialize(batch, format=fmt)
 
 
-def _no_audit_data(base: str) -> Response:
-    return JSONResponse(
-        {
-            "error": "not_found",
-            "error_description": (
-                "the audit dataset names access to this node's audit log and holds no triples; "
-                f"read {base}/audit/entries"
-            ),
-        },
-        status_code=404,
+def _no_audit_data(base: str) -> NotFoundError:
+    return NotFoundError(
+        "the audit dataset names access to this node's audit log and holds no triples; "
+        f"read {base}/audit/entries",
         headers={"Link": f'<{base}/audit/entries>; rel="alternate"'},
     )
