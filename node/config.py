@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from node.login.config import LoginConfig, LoginConfigError, parse_login
+from vocab.iris import DATASET_NAME, dataset_iri
 
 DEFAULT_CONFIG = "node.toml"
 PARTY_ID = re.compile(
@@ -47,7 +48,6 @@ class CheckConfig:
 
 CHECK_KINDS = ("ids",)
 _CHECK_KEYS = {"kind", "dataset", "ids", "report", "strict"}
-_DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # node/iri.py's rule
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Settings:
         return self.data_dir / "state.sqlite"
 
     def dataset_iri(self, name: str) -> str:
-        return f"{self.base_iri}/dataset/{name}"
+        return dataset_iri(self.base_iri, name)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
@@ -338,7 +338,7 @@ def _checks(raw: dict[str, Any], root: Path, source_datasets: set[str]) -> tuple
             raise ConfigError(f"{where}.kind: must be one of {list(CHECK_KINDS)}, got {kind!r}")
         for key in ("dataset", "report"):
             value = item.get(key)
-            if not isinstance(value, str) or not _DATASET_NAME.match(value):
+            if not isinstance(value, str) or not DATASET_NAME.match(value):
                 raise ConfigError(
                     f"{where}.{key}: required, a dataset name (lowercase letters, digits, - or _), "
                     f"got {value!r}"
