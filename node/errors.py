@@ -33,6 +33,7 @@ TRUST_STATUS: dict[str, int] = {
     "invalid_delegation_assertion_pair": 400,
     "invalid_token": 401,
     "insufficient_scope": 403,
+    "insufficient_role": 403,  # a logged-in person of the owner without the role (node/login)
     "access_denied": 403,
     "service_not_allowed": 403,
     "federation_not_allowed": 403,

@@ -339,7 +339,7 @@ def test_other_partys_person_cannot_use_the_stewards_forms(node: LoginNode, pers
         resp = auditor.http.post(
             f"{node.base}/delegation/policies", json=GRANT, headers={"X-CSRF-Token": auditor.csrf()}
         )
-        assert resp.status_code == 403 and resp.json()["error"] == "insufficient_role"
+        assert resp.status_code == 403 and resp.json()["error"] == "insufficient_role", resp.text
     finally:
         auditor.close()
     assert len(_policies(node)) == policies
