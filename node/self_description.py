@@ -8,13 +8,14 @@ list only the datasets the caller may read, with the caller-scoped statistics of
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pyoxigraph as ox
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from node.auth import caller_from_header
-from node.negotiation import JSONLD, NTRIPLES, RDFXML, TURTLE, choose, content_type
+from node.negotiation import JSONLD, NTRIPLES, RDFXML, TURTLE, choose_sparql, content_type
 from node.negotiation import serialise_triples as serialise
 from node.runtime import Runtime
 from node.void import DatasetView, visible, void_iri, void_triples
@@ -44,7 +45,9 @@ HEADERS = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"
 
 async def serve(rt: Runtime, scope: dict, receive: Any, send: Any, headers: dict[str, str]) -> None:
     """GET /sparql without `query`: the service description, for the caller (or anonymous)."""
-    media = choose(headers.get("accept"), DESCRIPTION_TYPES)
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    formats = [v for k, v in parse_qsl(query_string, keep_blank_values=True) if k == "format"]
+    media = choose_sparql(headers.get("accept"), DESCRIPTION_TYPES, formats)
     authorization = headers.get("authorization")
     party = caller_from_header(authorization, rt.layer).party_id if authorization else None
     views = await run_in_threadpool(visible, rt, party)

@@ -131,7 +131,9 @@ def visible(rt: Runtime, party: str | None, only: str | None = None) -> list[Dat
         grants = _grants_over(scope, info.graph)
         if not whole and not grants:
             continue
-        out.append(DatasetView(info, dataset_stats(rt, info, scope, whole, grants), whole))
+        stats = dataset_stats(rt, info, scope, whole, grants)
+        if whole or stats.triples:  # a partial grant that reaches nothing here: not shown
+            out.append(DatasetView(info, stats, whole))
     return out
 
 

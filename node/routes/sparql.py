@@ -40,7 +40,7 @@ class SparqlEndpoint:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         rt = self.rt
         headers = _headers(scope)
-        if scope["method"] == "GET" and not _has_query(scope):
+        if scope["method"] == "GET" and _wants_description(scope):
             await self_description.serve(rt, scope, receive, send, headers)
             return
         authorization = headers.get("authorization")
@@ -76,11 +76,11 @@ class SparqlEndpoint:
         await response(scope, receive, send)
 
 
-def _has_query(scope: dict) -> bool:
-    """True when the URL carries a `query` (or `update`, refused later) parameter; a GET
-    without either is a request for the service description (SPARQL 1.1 SD, section 2)."""
+def _wants_description(scope: dict) -> bool:
+    """A GET with no protocol parameter (at most `format`) asks for the service description
+    (SPARQL 1.1 Service Description, section 2); any other parameter is a protocol request."""
     params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    return any(k in ("query", "update") for k, _ in params)
+    return all(k == "format" for k, _ in params)
 
 
 def _headers(scope: dict) -> dict[str, str]:
