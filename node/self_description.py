@@ -18,7 +18,7 @@ from node.auth import caller_from_header
 from node.negotiation import JSONLD, NTRIPLES, RDFXML, TURTLE, choose_sparql, content_type
 from node.negotiation import serialise_triples as serialise
 from node.runtime import Runtime
-from node.void import DatasetView, visible, void_iri, void_triples
+from node.void import DatasetView, cached_body, visible, void_iri, void_triples
 
 SD = "http://www.w3.org/ns/sparql-service-description#"
 FORMATS = "http://www.w3.org/ns/formats/"
@@ -51,7 +51,9 @@ async def serve(rt: Runtime, scope: dict, receive: Any, send: Any, headers: dict
     authorization = headers.get("authorization")
     party = caller_from_header(authorization, rt.layer).party_id if authorization else None
     views = await run_in_threadpool(visible, rt, party)
-    body = serialise(service_description(rt, views), media)
+    body = cached_body(
+        rt, "sd", media, views, lambda: serialise(service_description(rt, views), media)
+    )
     await Response(body, media_type=content_type(media), headers=HEADERS)(scope, receive, send)
 
 

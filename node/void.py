@@ -71,19 +71,32 @@ class DatasetView:
     info: DatasetInfo
     stats: DatasetStats
     whole: bool  # the caller may read the whole dataset (then /dataset/{name} is theirs too)
+    key: Hashable = None  # the statistics' cache key: equal keys, equal descriptions
 
 
 class StatsCache:
-    """LRU of DatasetStats keyed by (graph, dataset version, the part of the scope over it)."""
+    """LRU of DatasetStats keyed by (graph, dataset version, the part of the scope over it);
+    also the store's dataset list at its current version, and serialised descriptions."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._items: OrderedDict[Hashable, DatasetStats] = OrderedDict()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._datasets: tuple[Hashable, list[DatasetInfo]] | None = None
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> DatasetStats | None:
+    def datasets(self, rt: Runtime) -> list[DatasetInfo]:
+        """`rt.store.datasets()`, asked again only when the store's version changes."""
+        version = rt.store.version()
+        cached = self._datasets
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        found = rt.store.datasets()
+        self._datasets = (version, found)
+        return found
+
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
@@ -93,7 +106,7 @@ class StatsCache:
                 self.misses += 1
             return found
 
-    def put(self, key: Hashable, stats: DatasetStats) -> None:
+    def put(self, key: Hashable, stats: Any) -> None:
         with self._lock:
             self._items[key] = stats
             self._items.move_to_end(key)
@@ -124,16 +137,17 @@ def visible(rt: Runtime, party: str | None, only: str | None = None) -> list[Dat
         return []
     scope = rt.enforcer.scope_for(party)
     out = []
-    for info in rt.store.datasets():
+    for info in stats_cache(rt).datasets(rt):
         if only is not None and info.name != only:
             continue
         whole = WILDCARD in scope.whole_datasets or info.graph in scope.whole_datasets
         grants = _grants_over(scope, info.graph)
         if not whole and not grants:
             continue
-        stats = dataset_stats(rt, info, scope, whole, grants)
+        key = (version_key(rt, info), "whole" if whole else grants)
+        stats = dataset_stats(rt, info, scope, key)
         if whole or stats.triples:  # a partial grant that reaches nothing here: not shown
-            out.append(DatasetView(info, stats, whole))
+            out.append(DatasetView(info, stats, whole, key))
     return out
 
 
@@ -150,15 +164,13 @@ def version_key(rt: Runtime, info: DatasetInfo) -> Hashable:
     return (info.graph, rt.store.physical_graph(info.graph), info.triples, info.modified)
 
 
-def dataset_stats(
-    rt: Runtime, info: DatasetInfo, scope: Scope, whole: bool, grants: tuple[Any, ...]
-) -> DatasetStats:
+def dataset_stats(rt: Runtime, info: DatasetInfo, scope: Scope, key: Hashable) -> DatasetStats:
     """The statistics of `info` in `scope`, from the cache or computed (then cached)."""
     cache = stats_cache(rt)
-    key = (version_key(rt, info), "whole" if whole else grants)
     found = cache.get(key)
     if found is not None:
         return found
+    whole = key[1] == "whole"  # type: ignore[index]
     stats = compute_stats(rt, info.graph, OWNER_WHOLE if whole else scope)
     cache.put(key, stats)
     return stats
@@ -228,6 +240,17 @@ def _int(term: Any) -> int:
 
 def _num(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
+
+
+def cached_body(rt: Runtime, kind: str, media: str, views: list[DatasetView], build: Any) -> bytes:
+    """A serialised description of `views`, built once per (kind, media type, their keys)."""
+    cache = stats_cache(rt)
+    key = ("body", kind, media, tuple(v.key for v in views))
+    found = cache.get(key)
+    if found is None:
+        found = build()
+        cache.put(key, found)
+    return found
 
 
 # --- RDF ---------------------------------------------------------------------------------------

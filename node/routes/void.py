@@ -13,7 +13,7 @@ from node.iri import check_dataset_name
 from node.negotiation import choose, content_type, serialise_triples
 from node.runtime import Runtime
 from node.self_description import DESCRIPTION_TYPES, HEADERS, void_document
-from node.void import visible, void_iri
+from node.void import cached_body, visible, void_iri
 
 
 def void_routes(rt: Runtime) -> list[Route]:
@@ -26,7 +26,9 @@ def void_routes(rt: Runtime) -> list[Route]:
         )
         views = await run_in_threadpool(visible, rt, caller.party_id if caller else None)
         iri = f"{rt.settings.base_iri}/.well-known/void"
-        body = serialise_triples(void_document(rt, views, iri), media)
+        body = cached_body(
+            rt, iri, media, views, lambda: serialise_triples(void_document(rt, views, iri), media)
+        )
         return Response(body, media_type=content_type(media), headers=HEADERS)
 
     async def one_dataset(request: Request) -> Response:
@@ -39,7 +41,10 @@ def void_routes(rt: Runtime) -> list[Route]:
         mine = await run_in_threadpool(visible, rt, caller.party_id, name)
         if not mine:
             raise NotFoundError(f"no dataset {name!r} that you may read")
-        body = serialise_triples(void_document(rt, mine, void_iri(rt, name)), media)
+        iri = void_iri(rt, name)
+        body = cached_body(
+            rt, iri, media, mine, lambda: serialise_triples(void_document(rt, mine, iri), media)
+        )
         return Response(body, media_type=content_type(media), headers=HEADERS)
 
     return [
