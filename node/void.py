@@ -145,7 +145,7 @@ def visible(rt: Runtime, party: str | None, only: str | None = None) -> list[Dat
         if not whole and not grants:
             continue
         key = (version_key(rt, info), "whole" if whole else grants)
-        stats = dataset_stats(rt, info, scope, key)
+        stats = dataset_stats(rt, info, OWNER_WHOLE if whole else scope, key)
         if whole or stats.triples:  # a partial grant that reaches nothing here: not shown
             out.append(DatasetView(info, stats, whole, key))
     return out
@@ -165,13 +165,16 @@ def version_key(rt: Runtime, info: DatasetInfo) -> Hashable:
 
 
 def dataset_stats(rt: Runtime, info: DatasetInfo, scope: Scope, key: Hashable) -> DatasetStats:
-    """The statistics of `info` in `scope`, from the cache or computed (then cached)."""
+    """The statistics of `info` in `scope`, from the cache under `key` or computed (then cached).
+
+    For a whole-dataset reader `scope` is OWNER_WHOLE: the query names only this dataset, which
+    the caller may read in full, and every such reader then shares one cache entry.
+    """
     cache = stats_cache(rt)
     found = cache.get(key)
     if found is not None:
         return found
-    whole = key[1] == "whole"  # type: ignore[index]
-    stats = compute_stats(rt, info.graph, OWNER_WHOLE if whole else scope)
+    stats = compute_stats(rt, info.graph, scope)
     cache.put(key, stats)
     return stats
 
