@@ -382,7 +382,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             },
             "/catalog": {
                 "get": op(
-                    "DCAT 3 catalog of the datasets the caller may read",
+                    "DCAT-AP 3.0 catalog of the datasets the caller may read",
                     {"200": ("catalog", {m: any_body for m in [*_RDF, _HTML]})},
                     ("400", "401", "406"),
                     secure="optional",
