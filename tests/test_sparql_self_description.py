@@ -10,6 +10,7 @@ ASK, CONSTRUCT and DESCRIBE; the request-charset rule of node.negotiation.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,15 @@ from xml.dom.minidom import Document
 import httpx
 import pytest
 import rdflib
-from nodeproc import ProcessGroup, dsgo, free_port, init_owner_and_guest, token_for
+from nodeproc import (
+    ProcessGroup,
+    dsgo,
+    edit_config,
+    free_port,
+    init_owner_and_guest,
+    sparql_backend,
+    token_for,
+)
 from rdflib.namespace import RDF
 from SPARQLWrapper import (
     ASK,
@@ -433,3 +442,31 @@ def test_declared_charset_rule(world: World, ctype: str, body: bytes, status: in
         assert resp.json()["error_description"]
         if status == 415:
             assert "charset" in resp.json()["error_description"]
+
+
+# --- the external engine (store.backend = "sparql") ---------------------------------------------
+
+
+def test_void_and_service_description_with_the_external_engine(procs, tmp_path: Path) -> None:
+    """The same counts when the data lives in `oxigraph serve`, and a new version shows."""
+    port = free_port()
+    owner, _ = init_owner_and_guest(tmp_path, OWNER, READER, port)
+    engine = procs.oxigraph(tmp_path / "oxigraph", free_port())
+    edit_config(owner, {"store": sparql_backend(engine.base_url)})
+    w = World(owner, owner, f"http://127.0.0.1:{port}", tmp_path)
+    w.load("bim", BIM)
+    procs.serve(owner, port, name="owner-external")
+    token = token_for(owner, w.base)
+    bim = f"{w.base}/dataset/bim"
+    assert void_counts(w.graph("/dataset/bim/void", token), bim) == counts_of(expected(w, BIM))
+    w.load("bim", BIM + EXTRA)  # through the node's admin API, into the engine
+    deadline = time.monotonic() + 10
+    while True:  # the engine's version is looked at once a second
+        got = void_counts(w.graph("/dataset/bim/void", token), bim)
+        if got["triples"] == len(expected(w, BIM + EXTRA)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert got == counts_of(expected(w, BIM + EXTRA))
+    sd = w.graph("/sparql", token)
+    (named,) = sd.subjects(SD.name, rdflib.URIRef(bim))
+    assert int(sd.value(sd.value(named, SD.graph), VOID.triples)) == got["triples"]
