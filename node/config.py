@@ -7,10 +7,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from vocab.iris import DATASET_NAME, dataset_iri
+
+if TYPE_CHECKING:
+    from node.catalog_settings import CatalogSettings
 
 DEFAULT_CONFIG = "node.toml"
 PARTY_ID = re.compile(
@@ -102,6 +105,7 @@ class Settings:
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
+    catalog: CatalogSettings = field(default_factory=lambda: _catalog_settings({}))
 
     @property
     def store_dir(self) -> Path:
@@ -309,7 +313,14 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         audit_witness_url=witness_url,
         audit_witness_party_id=witness_party,
         checks=checks,
+        catalog=_catalog_settings(catalog),
     )
+
+
+def _catalog_settings(section: dict[str, Any]) -> CatalogSettings:
+    from node.catalog_settings import catalog_settings  # it imports ConfigError from here
+
+    return catalog_settings(section)
 
 
 def _checks(raw: dict[str, Any], root: Path, source_datasets: set[str]) -> tuple[CheckConfig, ...]:

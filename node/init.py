@@ -41,6 +41,10 @@ shacl_severity = "Violation"   # fail a connector run at this SHACL severity or 
 
 [catalog]
 advertise = []                 # datasets listed with an ODRL offer to callers who may not read them
+# license = "http://creativecommons.org/licenses/by/4.0/"   # default licence of every dataset
+# access_rights = "restricted" # public | restricted | non-public: the default dct:accessRights
+# contact_email = "data@example.org"
+# [catalog.datasets.bim]       # per dataset: title, description, license, access_rights, keywords
 
 [audit]
 backend = "sqlite"             # or "postgresql" with dsn = "postgresql://..."
