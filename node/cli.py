@@ -232,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cert", type=Path)
     p.set_defaults(func=cmd_registry_trust_ca)
 
+    # state ...
+    state = sub.add_parser("state", help="the node's shared state ([state] backend)")
+    ssub = state.add_subparsers(metavar="ACTION")
+    p = ssub.add_parser(
+        "import",
+        help="copy the data directory's SQLite registry and policies into the shared PostgreSQL state",
+    )
+    _config_arg(p)
+    p.set_defaults(func=cmd_state_import)
+
     # policy ...
     pol = sub.add_parser(
         "policy", help="grant, list and revoke read policies (delegation evidence)"
@@ -744,15 +754,14 @@ def cmd_trust_fingerprint(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace):
-    from trust.registry import Registry
+    from node.state import open_registry
 
     settings = _settings(args)
     if "registry" not in settings.roles:
         raise CliError(
             f"{settings.config_path} is not a registry node (node.roles lacks 'registry')"
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Registry(settings.data_dir / "registry.sqlite")
+    return open_registry(settings)
 
 
 def cmd_registry_add(args: argparse.Namespace) -> int:
@@ -795,16 +804,20 @@ def cmd_registry_trust_ca(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_state_import(args: argparse.Namespace) -> int:
+    from node.state_import import import_sqlite_state
+
+    print(import_sqlite_state(_settings(args)).line())
+    return 0
+
+
 # --- policy / audit ---------------------------------------------------------------------------
 
 
 def _policies(settings: Settings):
-    from trust.policy_store import PolicyStore
+    from node.state import open_policies
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return PolicyStore(
-        settings.data_dir / "policies.sqlite", issuer=settings.party_id, base_iri=settings.base_iri
-    )
+    return open_policies(settings)
 
 
 def cmd_policy_grant(args: argparse.Namespace) -> int:
@@ -850,15 +863,12 @@ def cmd_policy_revoke(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from node.runtime import load_identity, trusted_fingerprints
+    from node.state import audit_url
     from trust.audit import verify
     from trust.audit_store import open_audit_store
 
     settings = _settings(args)
-    store = open_audit_store(
-        settings.audit_dsn
-        if settings.audit_backend == "postgresql"
-        else str(settings.data_dir / "audit.sqlite")
-    )
+    store = open_audit_store(audit_url(settings))
     roots = trusted_fingerprints(settings)
     party = load_identity(settings).party_id
     report = verify(store, roots, node_party=party)
@@ -967,11 +977,12 @@ def cmd_audit_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_tail(args: argparse.Namespace) -> int:
+    from node.state import audit_url
     from trust.audit import AuditLog
     from trust.audit_store import open_audit_store
 
     settings = _settings(args)
-    log = AuditLog(open_audit_store(str(settings.data_dir / "audit.sqlite")), None)
+    log = AuditLog(open_audit_store(audit_url(settings)), None)
     entries = log.entries(None, None, None, None, limit=100_000)
     for e in entries[-args.n :]:
         line = {

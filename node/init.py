@@ -42,8 +42,13 @@ shacl_severity = "Violation"   # fail a connector run at this SHACL severity or 
 [catalog]
 advertise = []                 # datasets listed with an ODRL offer to callers who may not read them
 
+[state]
+backend = "sqlite"             # replay cache, token keys, policies, registry in data/; or
+                               # "postgresql" with dsn = "postgresql://..." shared by N hosts
+
 [audit]
-backend = "sqlite"             # or "postgresql" with dsn = "postgresql://..."
+# backend = "sqlite"           # default: as [state] (its PostgreSQL), else data/audit.sqlite;
+                               # or "postgresql" with a dsn of its own
 
 # [[sources]]
 # kind = "ifc"
