@@ -47,6 +47,8 @@ class Cluster:
     guest_config: Path
     delta_config: Path
     pg_url: str
+    pg: pgproc.Postgres
+    imported_policies: tuple[str, str]  # (granted, revoked) on the SQLite node before the move
 
     def form(self, config: Path) -> dict[str, str]:
         """A fresh client-assertion form for a token of the owner's party, as `config`'s party."""
@@ -77,7 +79,8 @@ def cluster(
     if reason:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("shared-state")
-    with pgproc.postgres() as pg_url:
+    with pgproc.postgres() as pg:
+        pg_url = pg.url
         engine = module_procs.oxigraph(root / "oxigraph", free_port())
         port1, port2 = free_port(), free_port()
         owner_config, guest_config = init_owner_and_guest(root, OWNER, GUEST, port1)
@@ -94,11 +97,14 @@ def cluster(
             *("registry", "add", "--config", owner_config, "--party-id", DELTA, "--name", "Delta"),
             *("--cert", delta_config.parent / "keys" / "node.cert.pem"),
         )
+        kept = dsgo("policy", "grant", "--config", owner_config, "--to", DELTA, "--dataset", "d1")
+        gone = dsgo("policy", "grant", "--config", owner_config, "--to", DELTA, "--dataset", "d2")
+        dsgo("policy", "revoke", "--config", owner_config, gone.stdout.strip())
         # Host 1 grows into two hosts: shared state in PostgreSQL, the store in oxigraph serve.
         state = {"backend": "postgresql", "dsn": pg_url, "statement_timeout": 5}
         edit_config(owner_config, {"state": state, "store": sparql_backend(engine.base_url)})
         imported = dsgo("state", "import", "--config", owner_config).stdout
-        assert "imported 3 parties, 1 trusted CAs, 0 policies" in imported, imported
+        assert "imported 3 parties, 1 trusted CAs, 2 policies" in imported, imported
         host2_dir = root / "owner-host2"  # same party, same public base IRI, own data directory
         shutil.copytree(owner_config.parent, host2_dir, ignore=shutil.ignore_patterns("data"))
         host2_config = host2_dir / "node.toml"
@@ -116,6 +122,8 @@ def cluster(
             guest_config,
             delta_config,
             pg_url,
+            pg,
+            (kept.stdout.strip(), gone.stdout.strip()),
         )
         module_procs.stop_all()  # before the database goes away
 
@@ -218,6 +226,22 @@ def test_both_hosts_write_one_audit_chain(cluster: Cluster) -> None:
     assert verified and int(verified.group(1)) >= count, report
 
 
+def test_import_moved_the_policies_under_their_ids_and_is_idempotent(cluster: Cluster) -> None:
+    granted, revoked = cluster.imported_policies
+    listed = dsgo("policy", "list", "--config", cluster.host2_config, "--to", DELTA).stdout
+    assert granted in listed and revoked not in listed
+    again = dsgo("state", "import", "--config", cluster.owner_config).stdout
+    assert "imported 3 parties, 1 trusted CAs, 0 policies (2 already there)" in again, again
+    sqlite = cluster.host2_config.parent / "data" / "policies.sqlite"
+    assert not sqlite.exists()  # host 2 never had a policy file of its own
+
+
+def test_import_needs_the_shared_backend(cluster: Cluster) -> None:
+    proc = dsgo("state", "import", "--config", cluster.guest_config, check=False)
+    assert proc.returncode != 0 and "state.backend" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_bad_state_settings_stop_start_up_with_one_line(cluster: Cluster) -> None:
     for key, value in (
         ("dsn", f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"),
@@ -225,6 +249,7 @@ def test_bad_state_settings_stop_start_up_with_one_line(cluster: Cluster) -> Non
         ("backend", "mongodb"),
         ("schema", "Bad-Name"),
         ("statement_timeout", 0),
+        ("key_rotation", 10),
     ):
         config = cluster.host2_config.parent / "bad.toml"  # identity paths resolve as for host 2
         shutil.copy(cluster.host2_config, config)
@@ -233,3 +258,23 @@ def test_bad_state_settings_stop_start_up_with_one_line(cluster: Cluster) -> Non
             proc = dsgo(*argv, "--config", config, check=False, timeout=60)
             assert proc.returncode != 0, proc.stdout
             assert "Traceback" not in proc.stderr and f"state.{key}" in proc.stderr, proc.stderr
+
+
+def test_database_down_is_a_json_503_and_the_hosts_recover(cluster: Cluster) -> None:
+    """Last in the module: PostgreSQL stops; both hosts answer 503 JSON, then carry on."""
+    guest = cluster.token(2, cluster.guest_config)
+    cluster.pg.stop()
+    try:
+        for host in (1, 2):
+            refused = cluster.token_request(host, cluster.form(cluster.guest_config))
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"] in ("temporarily_unavailable", "audit_unavailable")
+            resp = cluster.get(host, guest)
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]
+            assert httpx.get(f"{cluster.hosts[host]}/healthz").status_code == 200
+    finally:
+        cluster.pg.start()
+    for host in (1, 2):
+        assert cluster.token_request(host, cluster.form(cluster.guest_config)).status_code == 200
+        assert cluster.get(host, guest).status_code == 403  # the policies answer again

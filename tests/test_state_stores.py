@@ -41,8 +41,8 @@ def pg_url():
     reason = pgproc.available()
     if reason:
         pytest.skip(reason)
-    with pgproc.postgres() as url:
-        yield url
+    with pgproc.postgres() as pg:
+        yield pg.url
 
 
 class Hosts:
