@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-root", type=Path, action="append", default=[], help="trusted root CA (PEM)"
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
+    p.add_argument(
+        "--state-dsn",
+        help="keep the trust state in this PostgreSQL (postgresql://...), for N hosts",
+    )
+    p.add_argument("--oxigraph-url", help="use the `oxigraph serve` at this URL as the store")
 
     p = command("serve", cmd_serve, "run the node (uvicorn with uvloop/httptools)")
     p.add_argument("--host")
@@ -333,6 +338,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         registry_url=args.registry_url,
         registry_id=args.registry_id,
         trust_roots=args.trust_root,
+        state_dsn=args.state_dsn,
+        oxigraph_url=args.oxigraph_url,
         force=args.force,
     )
     print(f"wrote {path}")

@@ -260,6 +260,31 @@ def test_bad_state_settings_stop_start_up_with_one_line(cluster: Cluster) -> Non
             assert "Traceback" not in proc.stderr and f"state.{key}" in proc.stderr, proc.stderr
 
 
+def test_init_writes_the_shared_state_and_store_settings(cluster: Cluster, tmp_path: Path) -> None:
+    """`dsgo init --state-dsn --oxigraph-url`: a registry node whose own record is in PostgreSQL."""
+    import psycopg
+
+    with psycopg.connect(cluster.pg_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE init_test")
+    dsn = cluster.pg_url.rsplit("/", 1)[0] + "/init_test"
+    party = "EU.EORI.NL000000009"
+    oxigraph = "http://127.0.0.1:1"  # only written into the file here
+    args = ("--party-id", party, "--state-dsn", dsn, "--oxigraph-url", oxigraph)
+    dsgo("init", tmp_path / "n", *args, "--roles", "node,registry")
+    config = tmp_path / "n" / "node.toml"
+    from node.config import load_settings
+
+    settings = load_settings(config)
+    assert (settings.state_backend, settings.state_dsn) == ("postgresql", dsn)
+    assert (settings.store_backend, settings.sparql_query_url) == ("sparql", f"{oxigraph}/query")
+    assert settings.audit_backend == "postgresql"
+    listed = dsgo("registry", "list", "--config", config).stdout
+    assert f"{party}\tActive" in listed
+    assert not (tmp_path / "n" / "data" / "registry.sqlite").exists()
+    bad = dsgo("init", tmp_path / "m", "--state-dsn", "mysql://x/y", check=False)
+    assert bad.returncode != 0 and "--state-dsn" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_database_down_is_a_json_503_and_the_hosts_recover(cluster: Cluster) -> None:
     """Last in the module: PostgreSQL stops; both hosts answer 503 JSON, then carry on."""
     guest = cluster.token(2, cluster.guest_config)
