@@ -109,6 +109,7 @@ class Settings:
     state_schema: str = "dsgo"
     state_statement_timeout: float = 5.0
     state_key_rotation: float = 7 * 24 * 3600.0
+    state_pool_size: int = 8
 
     @property
     def store_dir(self) -> Path:
@@ -349,6 +350,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         state_schema=state_schema,
         state_statement_timeout=state_timeout,
         state_key_rotation=key_rotation,
+        state_pool_size=_int(state, "state.pool_size", 8, 1, 256),
     )
 
 

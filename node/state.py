@@ -20,7 +20,7 @@ from trust.replay import ReplayCache
 from trust.state import ReplayStore, TokenKeyStore
 from trust.token_keys import SqliteTokenKeys
 
-_states: dict[tuple[str, str, float], PgState] = {}
+_states: dict[PgSettings, PgState] = {}
 _states_lock = threading.Lock()
 
 
@@ -33,6 +33,7 @@ def pg_settings(settings: Settings) -> PgSettings:
         schema=settings.state_schema,
         statement_timeout=settings.state_statement_timeout,
         connect_timeout=min(10.0, max(1.0, settings.state_statement_timeout)),
+        pool_size=settings.state_pool_size,
     )
 
 
@@ -44,11 +45,10 @@ def shared_state(settings: Settings) -> PgState | None:
     if settings.state_backend != "postgresql":
         return None
     pg = pg_settings(settings)
-    key = (pg.dsn, pg.schema, pg.statement_timeout)
     with _states_lock:
-        state = _states.get(key)
+        state = _states.get(pg)
         if state is None:
-            state = _states[key] = PgState(pg)
+            state = _states[pg] = PgState(pg)
     try:
         import psycopg  # noqa: F401 - a clear message when the extra is not installed
     except ImportError:

@@ -271,6 +271,14 @@ def test_keyed_verifier_refuses_unknown_kid_and_kidless_tokens(hosts) -> None:
     with pytest.raises(InvalidToken) as e:
         verifier.verify(foreign.access_token)
     assert e.value.check == "token_kid"
+    for bad_kid in ("x" * 42, "x" * 44, "../" + "x" * 40, 7):
+        header = b64url_encode(
+            f'{{"alg":"RS256","typ":"at+jwt","kid":{bad_kid!r}}}'.replace("'", '"').encode()
+        )
+        payload, sig = foreign.access_token.split(".")[1:]
+        with pytest.raises(InvalidToken) as e:
+            verifier.verify(f"{header}.{payload}.{sig}")
+        assert e.value.check == "token_header"
     # a token naming our kid but signed by another key fails on the signature
     kid = store.signing_key()[0]
     header, payload, _sig = foreign.access_token.split(".")
@@ -437,12 +445,36 @@ def test_a_locked_row_fails_the_statement_instead_of_waiting(pg_url) -> None:
     assert len(store.list()) == 1
 
 
+def test_a_busy_pool_is_a_503_after_the_statement_timeout(pg_url) -> None:
+    state = PgState(PgSettings(pg_url, schema="pooltest", statement_timeout=0.2, pool_size=1))
+    with state.transaction() as conn:  # holds the only connection
+        conn.execute("SELECT 1")
+        with pytest.raises(StateUnavailable) as e:
+            state.run(lambda c: c.execute("SELECT 1").fetchone())
+        assert e.value.check == "state_pool" and e.value.status == 503
+    assert state.run(lambda c: c.execute("SELECT 2").fetchone()) == (2,)  # handed back
+
+
+def test_a_broken_connection_is_replaced(pg_url) -> None:
+    import psycopg
+
+    state = PgState(PgSettings(pg_url, schema="brokentest", pool_size=1))
+    pid = state.run(lambda c: c.info.backend_pid)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StateUnavailable):
+        state.run(lambda c: c.execute("SELECT 1").fetchone())
+    assert state.run(lambda c: c.info.backend_pid) != pid
+
+
 def test_bad_schema_names_are_refused() -> None:
     for bad in ("Dsgo", "a-b", "x;drop", ""):
         with pytest.raises(ValueError):
             PgSettings("postgresql://h/db", schema=bad)
     with pytest.raises(ValueError):
         PgSettings("mysql://h/db")
+    with pytest.raises(ValueError):
+        PgSettings("postgresql://h/db", pool_size=0)
 
 
 def _closed_port() -> int:

@@ -12,6 +12,7 @@ tokens. `load_or_create_signing_key` (one PEM file) remains for embedders with a
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ from trust.state import TokenKeyStore
 EXPIRES_IN = 3600
 TYP = "at+jwt"
 _LEEWAY = 5.0
+_KID = re.compile(r"[A-Za-z0-9_-]{43}")  # an RFC 7638 SHA-256 thumbprint: checked before any lookup
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ class AccessTokenVerifier:
         kid = header.get("kid")
         if set(header) != {"alg", "typ", "kid"} or header.get("alg") != "RS256":
             raise InvalidToken("token_header", "not an access token of this node")
-        if header.get("typ") != TYP or not isinstance(kid, str) or not 0 < len(kid) <= 128:
+        if header.get("typ") != TYP or not isinstance(kid, str) or not _KID.fullmatch(kid):
             raise InvalidToken("token_header", "not an access token of this node")
         public_key = self.keys.public_key(kid)
         if public_key is None:

@@ -7,8 +7,8 @@ audit log through one PostgreSQL database. Every connection made here:
   from `conninfo()`) live in that one schema;
 - carries a `statement_timeout` and `lock_timeout`, so a hung or locked database fails a request
   with a 503 instead of holding it without bound, and TCP keepalives to notice a dead peer;
-- is per thread and per process (psycopg connections must not be shared by concurrent threads
-  nor survive a fork), autocommit, with explicit transactions where a change has several steps.
+- comes from a small pool per process (a connection serves one thread at a time and never
+  crosses a fork), autocommit, with explicit transactions where a change has several steps.
 
 The schema is migrated at start-up: numbered steps applied once, in order, under a transaction
 advisory lock, so hosts starting together never race on CREATE TABLE.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,12 +49,15 @@ class PgSettings:
     schema: str = "dsgo"
     statement_timeout: float = 5.0  # seconds
     connect_timeout: float = 5.0  # seconds
+    pool_size: int = 8  # connections per process
 
     def __post_init__(self) -> None:
         if not _SCHEMA_NAME.fullmatch(self.schema):
             raise ValueError(f"schema name {self.schema!r}: lowercase letters, digits and _ only")
         if not self.dsn.startswith(("postgresql://", "postgres://")):
             raise ValueError("dsn must be a postgresql:// URL")
+        if not 1 <= self.pool_size <= 256:
+            raise ValueError("pool_size must be from 1 to 256")
 
     def options(self) -> str:
         """libpq `options`: the schema and the time bounds every session starts with."""
@@ -115,12 +119,20 @@ _migrated_lock = threading.Lock()
 
 
 class PgState:
-    """Thread- and process-local connections to the state schema; migrated on first use."""
+    """A bounded pool of connections to the state schema (per process); migrated on first use.
+
+    At most `pool_size` connections per process, so N hosts x W workers stay within the
+    server's max_connections; a caller that finds them all busy waits at most the statement
+    timeout, then gets StateUnavailable (503) like any other bounded wait.
+    """
 
     def __init__(self, settings: PgSettings, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.settings = settings
         self.migrations = list(migrations)
-        self._local = threading.local()
+        self._available = threading.Condition(threading.Lock())
+        self._idle: list[Any] = []
+        self._open = 0
+        self._pid = os.getpid()
 
     def migrate(self) -> int:
         """Create the schema and apply missing migrations (idempotent); the schema version."""
@@ -149,64 +161,108 @@ class PgState:
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             return max(v for v, _ in self.migrations)
 
-        version = self._run(run, migrating=True)
+        with self._lease() as conn:
+            version = run(conn)
         with _migrated_lock:
             _migrated.add(key)
         return version
 
     def run(self, work: Callable[[Any], T]) -> T:
-        """`work(connection)`; a database failure becomes StateUnavailable and drops the connection."""
-        return self._run(work)
+        """`work(connection)`; a database failure becomes StateUnavailable (the connection is dropped)."""
+        self.migrate()
+        with self._lease() as conn:
+            return work(conn)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         """A connection inside one transaction (for read-modify-write steps)."""
-        conn = self._connection()
-        try:
-            with conn.transaction():
-                yield conn
-        except Exception as exc:
-            if _is_db_error(exc):
-                self._drop()
-                raise StateUnavailable("state_database", _describe(exc)) from exc
-            raise
+        self.migrate()
+        with self._lease() as conn, conn.transaction():
+            yield conn
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
-        self._drop()
+        """Close the idle connections (busy ones close when they are handed back)."""
+        with self._available:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for conn in idle:
+            _close(conn)
 
-    def _run(self, work: Callable[[Any], T], migrating: bool = False) -> T:
+    @contextmanager
+    def _lease(self) -> Iterator[Any]:
+        conn = self._acquire()
+        broken = True
         try:
-            return work(self._connection(migrating))
+            yield conn
+            broken = False
         except Exception as exc:
             if _is_db_error(exc):
-                self._drop()
                 raise StateUnavailable("state_database", _describe(exc)) from exc
+            broken = False  # an error of the caller's (e.g. PolicyNotFound): the connection is fine
             raise
+        finally:
+            self._release(conn, broken)
 
-    def _connection(self, migrating: bool = False) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid() and not conn.closed:
-            return conn
-        if not migrating:
-            self.migrate()
+    def _acquire(self) -> Any:
+        deadline = time.monotonic() + max(self.settings.statement_timeout, 0.1)
+        with self._available:
+            if self._pid != os.getpid():  # a forked child: the parent's connections are not ours
+                self._idle, self._open, self._pid = [], 0, os.getpid()
+            while True:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.closed:
+                        return conn
+                    self._open -= 1
+                if self._open < self.settings.pool_size:
+                    self._open += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StateUnavailable(
+                        "state_pool",
+                        f"all {self.settings.pool_size} connections to the state database are busy",
+                    )
+                self._available.wait(remaining)
         import psycopg
 
         try:
-            conn = psycopg.connect(self.settings.dsn, autocommit=True, **self.settings._params())
-        except psycopg.Error as exc:
-            raise StateUnavailable("state_database", f"cannot connect: {_describe(exc)}") from exc
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+            return psycopg.connect(self.settings.dsn, autocommit=True, **self.settings._params())
+        except BaseException as exc:
+            with self._available:
+                self._open -= 1
+                self._available.notify()
+            if isinstance(exc, psycopg.Error):
+                raise StateUnavailable(
+                    "state_database", f"cannot connect: {_describe(exc)}"
+                ) from exc
+            raise
 
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None and self._local.pid == os.getpid():
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail again
-                pass
+    def _release(self, conn: Any, broken: bool) -> None:
+        from psycopg.pq import TransactionStatus
+
+        reusable = (
+            not broken
+            and not conn.closed
+            and conn.info.transaction_status == TransactionStatus.IDLE
+        )
+        with self._available:
+            if self._pid != os.getpid():
+                return
+            if reusable:
+                self._idle.append(conn)
+            else:
+                self._open -= 1
+            self._available.notify()
+        if not reusable:
+            _close(conn)
+
+
+def _close(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail again
+        pass
 
 
 def _is_db_error(exc: Exception) -> bool:
