@@ -1,8 +1,9 @@
 """Two hosts of one party share all trust state through one PostgreSQL: they behave as one node.
 
 Real processes: a PostgreSQL cluster (initdb/pg_ctl), one `oxigraph serve` store, and two
-`dsgo serve` processes for the same party (the registry-role owner), with separate data
-directories and `state.backend = "postgresql"`. A guest party reads; a third party is revoked.
+`dsgo serve` hosts for the same party (the registry-role owner; host 2 with two worker
+processes), with separate data directories and `state.backend = "postgresql"`. A guest
+party reads; a third party is revoked.
 Nothing here goes through a proxy: the test talks to each host directly, as a proxy would.
 """
 
@@ -112,7 +113,10 @@ def cluster(
         data.write_text(DATA, encoding="utf-8")
         dsgo("load", data, "--dataset", "bim", "--config", owner_config)
         h1 = module_procs.serve(owner_config, port1, name="host1")
-        h2 = module_procs.serve(host2_config, port2, name="host2")
+        # host 2 also runs two worker processes: three processes share the state
+        h2 = module_procs.serve(host2_config, port2, env={"DSGO_SERVER_WORKERS": "2"}, name="host2")
+        children = Path(f"/proc/{h2.popen.pid}/task/{h2.popen.pid}/children")
+        assert len(children.read_text().split()) >= 2, "host 2 should run two workers"
         assert base_of(host2_config) == base_of(owner_config) == h1.base_url
         assert not (host2_dir / "data" / "policies.sqlite").exists()
         yield Cluster(
