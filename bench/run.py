@@ -18,6 +18,7 @@ MODULES = (
     "bench_trust",
     "bench_jsonld",
     "bench_audit",
+    "bench_state",
     "bench_enforcement",
     "bench_connectors",
     "bench_ids",

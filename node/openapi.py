@@ -288,6 +288,25 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     secure="optional",
                 )
             },
+            "/.well-known/jwks.json": {
+                "get": op(
+                    "the public keys this node's access tokens are signed with (JWK Set, by kid)",
+                    {
+                        "200": (
+                            "JWK Set",
+                            {
+                                _JSON: {
+                                    "type": "object",
+                                    "required": ["keys"],
+                                    "properties": {"keys": {"type": "array"}},
+                                }
+                            },
+                        )
+                    },
+                    {"503": ""},
+                    secure=False,
+                )
+            },
             "/healthz": {
                 "get": op(
                     "liveness",
