@@ -31,6 +31,7 @@ from node.routes.follow import follow_routes
 from node.routes.resources import resource_routes
 from node.routes.sparql import sparql_routes
 from node.routes.trust import trust_routes
+from node.routes.void import void_routes
 from node.routes.witness import witness_routes
 from node.runtime import Runtime, build_runtime
 from node.sync import make_sync_runner
@@ -76,6 +77,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         *delegation_routes(rt.layer, rt.policies, rt.register, rt.enforcer, store=rt.store),
         *admin_routes(rt, run_sync),
         *audit_routes(rt),
+        *void_routes(rt),
         *dataset_routes(rt),
         *follow_routes(rt),
         *witness_routes(rt),

@@ -36,6 +36,7 @@ from node.cli.trust import (
     cmd_registry_list,
     cmd_registry_status,
     cmd_registry_trust_ca,
+    cmd_state_import,
     cmd_trust_ca,
     cmd_trust_fingerprint,
     cmd_trust_issue,
@@ -120,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-root", type=Path, action="append", default=[], help="trusted root CA (PEM)"
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
+    p.add_argument(
+        "--state-dsn",
+        help="keep the trust state in this PostgreSQL (postgresql://...), for N hosts",
+    )
+    p.add_argument("--oxigraph-url", help="use the `oxigraph serve` at this URL as the store")
     p.add_argument(
         "--dev-login",
         action="store_true",
@@ -263,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("cert", type=Path)
     p.set_defaults(func=cmd_registry_trust_ca)
+
+    # state ...
+    state = sub.add_parser("state", help="the node's shared state ([state] backend)")
+    ssub = state.add_subparsers(metavar="ACTION")
+    p = ssub.add_parser(
+        "import",
+        help="copy the data directory's SQLite registry and policies into the shared PostgreSQL state",
+    )
+    _config_arg(p)
+    p.set_defaults(func=cmd_state_import)
 
     # policy ...
     pol = sub.add_parser(

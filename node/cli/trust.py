@@ -54,15 +54,14 @@ def cmd_trust_fingerprint(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace):
-    from trust.registry import Registry
+    from node.state import open_registry
 
     settings = _settings(args)
     if "registry" not in settings.roles:
         raise CliError(
             f"{settings.config_path} is not a registry node (node.roles lacks 'registry')"
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Registry(settings.data_dir / "registry.sqlite")
+    return open_registry(settings)
 
 
 def cmd_registry_add(args: argparse.Namespace) -> int:
@@ -102,4 +101,11 @@ def cmd_registry_trust_ca(args: argparse.Namespace) -> int:
     for cert in load_certificates_pem(args.cert.read_bytes()):
         entry = registry.add_trusted_ca(cert)
         print(f"trusted {entry.certificate_fingerprint}")
+    return 0
+
+
+def cmd_state_import(args: argparse.Namespace) -> int:
+    from node.state_import import import_sqlite_state
+
+    print(import_sqlite_state(_settings(args)).line())
     return 0

@@ -19,7 +19,13 @@ import pyoxigraph as ox
 
 from node.enforcement import Caller, decision_event
 from node.errors import ProtocolError
-from node.negotiation import RDF_TYPES, RESULTS_TYPES, NotAcceptable, choose, serialise_triples
+from node.negotiation import (
+    RDF_TYPES,
+    RESULTS_TYPES,
+    NotAcceptable,
+    choose_sparql,
+    serialise_triples,
+)
 from node.outbound import post_sparql
 from node.runtime import Runtime
 from node.sparql import federation
@@ -48,6 +54,7 @@ class SparqlRequest:
     query: str
     default_graphs: list[str]
     named_graphs: list[str]
+    formats: tuple[str, ...] = ()  # `format` parameters (URL or form body), in order
 
 
 @dataclass
@@ -68,7 +75,7 @@ def answer_query(
     caller: Caller,
     req: SparqlRequest,
     accept: str | None,
-    fmt: str | None,
+    fmt: str | Sequence[str] | None,
     deadline: float,
     evidence: Sequence[Policy],
 ) -> Answer:
@@ -108,7 +115,7 @@ def _run(
     caller: Caller,
     req: SparqlRequest,
     accept: str | None,
-    fmt: str | None,
+    fmt: str | Sequence[str] | None,
     deadline: float,
     evidence: Sequence[Policy],
     decisions: list[Decision],
@@ -125,7 +132,7 @@ def _run(
     guard(query, rt.settings.limits)
     form = query.form
     try:
-        media = choose(
+        media = choose_sparql(
             accept, RDF_TYPES if form in ("CONSTRUCT", "DESCRIBE") else RESULTS_TYPES, fmt
         )
     except NotAcceptable:
@@ -147,13 +154,13 @@ def _run(
         body, rows, truncated = serialise_solutions(result, media, cap, deadline)
         return Answer(body, media, rows, truncated)
     if isinstance(result, ox.QueryBoolean | bool):
-        media = choose(accept, RESULTS_TYPES, fmt)
+        media = choose_sparql(accept, RESULTS_TYPES, fmt)
         return Answer(write_boolean(bool(result), media), media, 1, False)
     if hasattr(result, "variables"):  # solutions (possibly with graph names mapped back)
-        media = choose(accept, RESULTS_TYPES, fmt)
+        media = choose_sparql(accept, RESULTS_TYPES, fmt)
         table = read_solutions(result, cap, deadline)
         return Answer(write(table, media), media, len(table.rows), table.truncated)
-    media = choose(accept, RDF_TYPES, fmt)
+    media = choose_sparql(accept, RDF_TYPES, fmt)
     triples, truncated = collect_triples(result, cap, deadline)
     return Answer(serialise_triples(triples, media), media, len(triples), truncated)
 
