@@ -60,6 +60,9 @@ class LoginMiddleware:
         scope = dict(scope)
         scope["headers"] = [*headers, (b"authorization", f"{SESSION_SCHEME} {handle}".encode())]
         scope[SCOPE_SESSION if isinstance(result, Session) else SCOPE_ERROR] = result
+        if isinstance(result, Session):
+            # the pages' own form check (node/web/csrf.py on main) reads the token from here
+            scope["dsgo.csrf_token"] = result.csrf
         try:
             if isinstance(result, Session) and scope["method"] in UNSAFE:
                 ok, receive = await _check_csrf(scope, receive, result)
