@@ -9,6 +9,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from node.store.base import DatasetInfo, QuerySyntaxError, StoreError
+from node.store.merge import GraphKey, merge_update
 
 
 class MemoryStore:
@@ -63,6 +64,18 @@ class MemoryStore:
 
     def physical_graph(self, name: str) -> str | None:
         return None
+
+    def graph_keys(self, graphs: list[str]) -> dict[str, GraphKey]:
+        """A view never changes once built: the in-memory store itself is the content key."""
+        return {g: GraphKey(g, self.store, None) for g in graphs}
+
+    def merge_graph(self, name: str, anchor: str, others: list[str]) -> int:
+        """Fill hidden graph `name` (inside the view) with the triples of `others` not in `anchor`."""
+        self.store.update(merge_update(name, anchor, others))
+        return sum(1 for _ in self.store.quads_for_pattern(None, None, None, ox.NamedNode(name)))
+
+    def drop_merge(self, name: str) -> None:
+        self.store.remove_graph(ox.NamedNode(name))
 
     def version(self) -> int:
         return 0
