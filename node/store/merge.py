@@ -95,7 +95,7 @@ class MergePlanner:
         self._merges: OrderedDict[tuple[GraphKey, ...], str | None] = OrderedDict()
         # members (owner, graphs) -> the merge graph built for their current content
         self._current: dict[tuple[Any, frozenset[str]], str] = {}
-        self._building: dict[Hashable, threading.Lock] = {}
+        self._building: dict[Hashable, threading.Lock] = {}  # single flight per pair / merge
         self.stats = {"pair_checks": 0, "merges_built": 0}
 
     def default_graphs(self, store: MergeStore, graphs: Sequence[str]) -> list[str]:
@@ -150,16 +150,27 @@ class MergePlanner:
             if known is not None:
                 self._pairs.move_to_end(pair)
                 return known
-        result = bool(
-            store.query(
-                overlap_query(a.graph, b.graph), default_graph=[], named_graphs=[a.graph, b.graph]
+            checking = self._building.setdefault(pair, threading.Lock())
+        with checking:  # one check per pair; concurrent queries wait for its answer
+            with self._lock:
+                known = self._pairs.get(pair)
+            if known is not None:
+                return known
+            # The engine drives the join from the first pattern: the smaller graph goes first,
+            # so a check costs about one index probe per triple of the smaller dataset.
+            result = bool(
+                store.query(
+                    overlap_query(a.graph, b.graph),
+                    default_graph=[],
+                    named_graphs=[a.graph, b.graph],
+                )
             )
-        )
-        with self._lock:
-            self.stats["pair_checks"] += 1
-            self._pairs[pair] = result
-            while len(self._pairs) > _PAIRS:
-                self._pairs.popitem(last=False)
+            with self._lock:
+                self.stats["pair_checks"] += 1
+                self._pairs[pair] = result
+                while len(self._pairs) > _PAIRS:
+                    self._pairs.popitem(last=False)
+                self._building.pop(pair, None)
         return result
 
     # --- the hidden graph of a component -----------------------------------------------------
