@@ -11,6 +11,7 @@ Rows, triples and counts are compared as multisets, so a duplicate row is a diff
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from nodeproc import ProcessGroup, free_port
 from node.enforcement import OWNER_SCOPE, MaterialisedCache, dataset_clause, scoped_query
 from node.store import OxigraphStore, SparqlProtocolStore, format_for
 from node.store.merge import MERGE_PREFIX, MergePlanner
+from node.store.sparql_protocol import MergeUnavailable
 from trust.delegation import PartialGrant, Scope
 
 BASE = "http://127.0.0.1:8101"
@@ -258,3 +260,60 @@ def test_one_dataset_and_disjoint_datasets_need_no_merge_graph(tmp_path: Path) -
         assert planner.stats == {"pair_checks": 1, "merges_built": 0}  # checked once, cached
     finally:
         store.close()
+
+
+def test_merge_graphs_of_an_earlier_run_are_removed_at_open(tmp_path: Path) -> None:
+    shared = '<http://e/s0> <http://e/p0> "1" .'
+    store = OxigraphStore(BASE, tmp_path / "store")
+    graphs = load(store, {"a": {shared}, "b": {shared, '<http://e/s1> <http://e/p0> "2" .'}})
+    store.replace_dataset("a", f'{shared}\n<http://e/s2> <http://e/p0> "3" .\n'.encode(), NT)
+    planned = MergePlanner().default_graphs(store, graphs)
+    (merge,) = [g for g in planned if g.startswith(MERGE_PREFIX)]
+    store.close()
+    store = OxigraphStore(BASE, tmp_path / "store")
+    try:
+        deadline = time.monotonic() + 30
+        while ox.NamedNode(merge) in set(store.raw.named_graphs()):
+            assert time.monotonic() < deadline, "the old merge graph was never removed"
+            time.sleep(0.2)
+        # and a new run builds what it needs again, with the same answer
+        (row,) = scoped_query(
+            store, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", OWNER_SCOPE, dataset_graphs=graphs
+        )
+        assert int(row["n"].value) == 3
+    finally:
+        store.close()
+
+
+def test_an_external_engine_without_an_update_url_refuses_the_merge_by_name(
+    external: SparqlProtocolStore,
+) -> None:
+    """A read-only engine cannot hold the rest graph: 503 naming the setting, never a bag count."""
+    graphs = load(external, {"a": {'<http://e/s0> <http://e/p0> "1" .'}, "b": set()})
+    external.replace_dataset(
+        "b", b'<http://e/s0> <http://e/p0> "1" .\n<http://e/s1> <http://e/p0> "1" .\n', NT
+    )
+    read_only = SparqlProtocolStore(
+        BASE, query_url=external.query_url, update_url=None, store_url=None
+    )
+    try:
+        with pytest.raises(MergeUnavailable) as err:
+            scoped_query(
+                read_only,
+                "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }",
+                OWNER_SCOPE,
+                dataset_graphs=graphs,
+                merges=MergePlanner(),
+            )
+        assert err.value.status == 503 and "store.update_url" in str(err.value)
+        # one dataset needs no merge: the read-only engine still answers it
+        (row,) = scoped_query(
+            read_only,
+            "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }",
+            OWNER_SCOPE,
+            dataset_graphs=graphs[1:],
+            merges=MergePlanner(),
+        )
+        assert int(row["n"].value) == 2
+    finally:
+        read_only.close()

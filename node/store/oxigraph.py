@@ -40,7 +40,7 @@ from node.store.base import (
     UnknownDataset,
 )
 from node.store.inputs import Progress, _line_of, _open_input, _reason_of
-from node.store.merge import GraphKey, merge_update
+from node.store.merge import MERGE_PREFIX, GraphKey, merge_update
 
 GC_DELAY = 2.0  # seconds before a replaced version is removed
 
@@ -76,6 +76,7 @@ class OxigraphStore:
         self._to_stable: dict[str, str] = {}
         self._counts: tuple[int, dict[str, int]] = (-1, {})
         self._load_pointers()
+        self._drop_old_merges()
         self._collector: threading.Thread | None = None
         self._gc_lock = threading.Lock()
         self._gc_wanted = False
@@ -276,6 +277,12 @@ class OxigraphStore:
             )
         )
         return count_triples(self._store, name)
+
+    def _drop_old_merges(self) -> None:
+        """Merge graphs of an earlier run: no query uses them now (one process owns the store)."""
+        for g in list(self._store.named_graphs()):
+            if isinstance(g, ox.NamedNode) and g.value.startswith(MERGE_PREFIX):
+                self._discard(g.value)
 
     def drop_merge(self, name: str) -> None:
         """Remove a merge graph no query needs any more (in the background, like old versions)."""

@@ -35,6 +35,12 @@ from node.store.merge import GraphKey, merge_update
 VERSION_POLL = 1.0  # seconds between looks at an external engine's datasets (see version())
 
 
+class MergeUnavailable(StoreError):
+    """The engine cannot hold the hidden graph an RDF merge needs (HTTP 503, names why)."""
+
+    status = 503
+
+
 class SparqlProtocolStore:
     """An external engine reached over the SPARQL 1.1 Protocol and Graph Store Protocol."""
 
@@ -249,8 +255,13 @@ class SparqlProtocolStore:
         """Fill hidden graph `name` in the engine with the triples of `others` not in `anchor`."""
         try:
             self._update(merge_update(name, anchor, others))
-        except StoreError as exc:
-            raise StoreError(
+        except httpx.TimeoutException:
+            raise StoreTimeout(
+                f"external store: forming the RDF merge of {len(others) + 1} datasets that share "
+                f"triples took longer than {self._timeout:g} s"
+            ) from None
+        except (StoreError, httpx.HTTPError) as exc:
+            raise MergeUnavailable(
                 "the default graph spans datasets that share triples; forming their RDF merge "
                 f"needs store.update_url: {exc}"
             ) from None
