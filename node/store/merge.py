@@ -93,6 +93,8 @@ class MergePlanner:
         self._lock = threading.Lock()
         self._pairs: OrderedDict[tuple[GraphKey, GraphKey], bool] = OrderedDict()
         self._merges: OrderedDict[tuple[GraphKey, ...], str | None] = OrderedDict()
+        # the scope's keys -> its plan (one lookup per query once the facts are known)
+        self._plans: OrderedDict[tuple[GraphKey, ...], tuple[str, ...]] = OrderedDict()
         # members (owner, graphs) -> the merge graph built for their current content
         self._current: dict[tuple[Any, frozenset[str]], str] = {}
         self._building: dict[Hashable, threading.Lock] = {}  # single flight per pair / merge
@@ -104,6 +106,11 @@ class MergePlanner:
         if len(unique) < 2:
             return unique
         keys = store.graph_keys(unique)
+        plan_key = tuple(keys[g] for g in unique)
+        with self._lock:
+            plan = self._plans.get(plan_key)
+        if plan is not None:
+            return list(plan)
         out: list[str] = []
         for component in self._components(store, unique, keys):
             if len(component) == 1:
@@ -115,6 +122,10 @@ class MergePlanner:
             rest = self._merge(store, anchor, others, keys)
             if rest is not None:
                 out.append(rest)
+        with self._lock:
+            self._plans[plan_key] = tuple(out)
+            while len(self._plans) > _MERGES:
+                self._plans.popitem(last=False)
         return out
 
     # --- which datasets share triples --------------------------------------------------------
