@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -317,3 +318,44 @@ def test_an_external_engine_without_an_update_url_refuses_the_merge_by_name(
         assert int(row["n"].value) == 2
     finally:
         read_only.close()
+
+
+def test_a_changed_dataset_gets_a_new_merge_and_the_old_one_goes(tmp_path: Path) -> None:
+    shared = '<http://e/s0> <http://e/p0> "1" .'
+    store = OxigraphStore(BASE, tmp_path / "store")
+    try:
+        graphs = load(store, {"a": {shared}, "b": {shared, '<http://e/s1> <http://e/p0> "2" .'}})
+        store.replace_dataset("a", f'{shared}\n<http://e/s2> <http://e/p0> "3" .\n'.encode(), NT)
+        planner = MergePlanner()
+        (old,) = [g for g in planner.default_graphs(store, graphs) if g.startswith(MERGE_PREFIX)]
+        store.replace_dataset("a", f'{shared}\n<http://e/s3> <http://e/p0> "4" .\n'.encode(), NT)
+        planned = planner.default_graphs(store, graphs)
+        (new,) = [g for g in planned if g.startswith(MERGE_PREFIX)]
+        assert new != old
+        query = "SELECT ?o WHERE { ?s ?p ?o }"
+        rows = scoped_query(store, query, OWNER_SCOPE, dataset_graphs=graphs, merges=planner)
+        assert sorted(r["o"].value for r in rows) == ["1", "2", "4"]
+        deadline = time.monotonic() + 30
+        while ox.NamedNode(old) in set(store.raw.named_graphs()):
+            assert time.monotonic() < deadline, "the superseded merge graph was never removed"
+            time.sleep(0.2)
+        assert ox.NamedNode(new) in set(store.raw.named_graphs())
+    finally:
+        store.close()
+
+
+def test_concurrent_queries_check_and_build_once(embedded: OxigraphStore) -> None:
+    shared = {'<http://e/s0> <http://e/p0> "1" .', '<http://e/s1> <http://e/p1> "1" .'}
+    graphs = load(
+        embedded,
+        {
+            "a": shared | {'<http://e/s2> <http://e/p0> "1" .'},
+            "b": shared
+            | {'<http://e/s3> <http://e/p0> "1" .', '<http://e/s3> <http://e/p1> "2" .'},
+        },
+    )
+    planner = MergePlanner()
+    with ThreadPoolExecutor(8) as pool:
+        plans = list(pool.map(lambda _: planner.default_graphs(embedded, graphs), range(16)))
+    assert all(p == plans[0] for p in plans) and len(plans[0]) == 2
+    assert planner.stats == {"pair_checks": 1, "merges_built": 1}

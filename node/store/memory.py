@@ -9,7 +9,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from node.store.base import DatasetInfo, QuerySyntaxError, StoreError
-from node.store.merge import GraphKey, merge_update
+from node.store.merge import MERGE_PREFIX, GraphKey, merge_update
 
 
 class MemoryStore:
@@ -58,7 +58,9 @@ class MemoryStore:
         """Every named graph, as a dataset record (name = the graph IRI)."""
         counts: dict[str, int] = {}
         for quad in self.store:
-            if isinstance(quad.graph_name, ox.NamedNode):
+            if isinstance(quad.graph_name, ox.NamedNode) and not quad.graph_name.value.startswith(
+                MERGE_PREFIX
+            ):
                 counts[quad.graph_name.value] = counts.get(quad.graph_name.value, 0) + 1
         return [DatasetInfo(g, g, n, None) for g, n in sorted(counts.items())]
 
