@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pyoxigraph as ox
 
-from node.federation import evaluate, http_fetch
+from node.sparql.federation import evaluate, http_fetch
 
 OXIGRAPH = Path(sys.executable).parent / "oxigraph"
 PREFIXES = """PREFIX sosa: <http://www.w3.org/ns/sosa/>

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import pyoxigraph as ox
 
+from node.errors import NodeError
 from node.jsonld import compact, load_context
 
 HTML = "text/html"
@@ -52,14 +53,18 @@ _CHARSET = {
 }
 
 
-class NotAcceptable(Exception):
+class NotAcceptable(NodeError):
     """No offered type matches the Accept header (HTTP 406; the body lists what is offered)."""
 
     status = 406
+    code = "not_acceptable"
 
     def __init__(self, accept: str, offered: Sequence[str]):
         self.accept, self.offered = accept, list(offered)
-        super().__init__(f"cannot produce any of {accept!r}; offered: {', '.join(offered)}")
+        super().__init__(
+            f"cannot produce any of {accept!r}; offered: {', '.join(offered)}",
+            offered=list(offered),
+        )
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ def test_malformed_masks_are_rejected(mutate) -> None:
     mutate(mask)
     with pytest.raises(InvalidMask) as info:
         evaluate(mask, [], NOW)
-    assert info.value.status == 400
+    assert info.value.error == "invalid_request"
 
 
 @pytest.mark.parametrize(

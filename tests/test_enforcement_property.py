@@ -10,7 +10,8 @@ import pyoxigraph as ox
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.enforcement import MaterialisedCache, dataset_clause, scoped_query
+from node.enforcement import MaterialisedCache, scoped_query
+from node.sparql.outline import outline
 from node.store import MemoryStore
 from trust.delegation import DSGO_DATASET, DSGO_QUERY, ISHARE_READ, Policy, build_policy, decide
 
@@ -249,7 +250,8 @@ def test_scoped_query_equals_query_on_permitted_store(data, records, query) -> N
     graphs = [g.value for g in reference.named_graphs()]
     default, named = graphs, graphs
     if has_dataset:
-        froms, from_named = dataset_clause(text)
+        read = outline(text)
+        froms, from_named = read.from_graphs, read.from_named
         default = [g for g in froms or [] if g in graphs]
         named = [g for g in from_named or [] if g in graphs]
     # The default graph is the RDF merge (a set union) of its graphs, as SPARQL 1.1 says.

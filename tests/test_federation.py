@@ -14,7 +14,7 @@ import httpx
 import pyoxigraph as ox
 import pytest
 
-from node.federation import (
+from node.sparql.federation import (
     RemoteSourceError,
     RemoteTimeout,
     ServiceNotAllowed,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.federation import evaluate
+from node.sparql.federation import evaluate
 
 EX = "http://127.0.0.1/x/"
 R = "http://127.0.0.1:9/sparql"  # never contacted: fetch answers from the in-process remote store

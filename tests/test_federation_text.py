@@ -6,8 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.federation import InvalidQuery, UnsupportedService, evaluate, has_service, plan_query
-from node.sparql_text import STRING, SparqlSyntaxError, tokenize
+from node.sparql.federation import (
+    InvalidQuery,
+    UnsupportedService,
+    evaluate,
+    has_service,
+    plan_query,
+)
+from node.sparql.text import STRING, SparqlSyntaxError, tokenize
 
 NOT_SERVICE = [
     'SELECT * WHERE { ?s ?p "SERVICE <http://x/> { ?a ?b ?c }" }',

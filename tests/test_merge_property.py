@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nodeproc import ProcessGroup, free_port
 
-from node.enforcement import OWNER_SCOPE, MaterialisedCache, dataset_clause, scoped_query
+from node.enforcement import OWNER_SCOPE, MaterialisedCache, scoped_query
+from node.sparql.outline import outline
 from node.store import OxigraphStore, SparqlProtocolStore, format_for
 from node.store.merge import MERGE_PREFIX, MergePlanner
 from node.store.sparql_protocol import MergeUnavailable
@@ -111,7 +112,8 @@ def reference_answer(store, query: str, graphs: list[str]) -> Counter:
     for g in graphs:
         for q in store.quads(graphs=[g]):
             ref.add(q)
-    froms, named = dataset_clause(query)
+    read = outline(query)
+    froms, named = read.from_graphs, read.from_named
     if froms is None:
         default, named = graphs, graphs
     else:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trust.errors import TrustError
+from vocab.namespaces import DSGO
 
-DSGO = "https://w3id.org/dsgo-node/def#"
 DSGO_DATASET = DSGO + "Dataset"
 ISHARE_READ = "ISHARE.READ"
 DSGO_QUERY = "dsgo:query"
@@ -43,7 +43,6 @@ _GRANTING = {
 class DelegationError(TrustError):
     """A policy or mask that cannot be evaluated; maps to HTTP 400 invalid_request."""
 
-    status = 400
     error = "invalid_request"
     check_name = "delegation"
 

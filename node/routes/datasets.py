@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from node.auth import Caller, authenticate
-from node.enforcement import ADMIN, READ_DATASET
+from node.enforcement import READ_DATASET
 from node.iri import check_dataset_name
 from node.negotiation import (
     JSONLD,
@@ -32,13 +32,14 @@ from node.negotiation import (
     serialise_triples,
 )
 from node.runtime import Runtime
+from node.service.ops import LocalNode
 from node.signatures import (
     current_signature,
     has_current_signature,
-    sign_stored_dataset,
     version_marker,
 )
 from node.store import UnknownDataset
+from vocab.iris import dataset_iri
 
 DATASET_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS, TURTLE, JSONLD)
 STREAMED_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS)
@@ -81,7 +82,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
             has_current_signature, rt.store, rt.settings.data_dir, name
         )
         if signed:
-            headers["Link"] = f'<{base}/dataset/{name}/signature>; rel="signature"'
+            headers["Link"] = f'<{dataset_iri(base, name)}/signature>; rel="signature"'
         if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         graph = rt.settings.dataset_iri(name)
@@ -106,7 +107,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
             media_type=JOSE,
             headers={
                 "Cache-Control": "private, no-cache",
-                "Link": f'<{base}/dataset/{name}>; rel="describes"',
+                "Link": f'<{dataset_iri(base, name)}>; rel="describes"',
                 "DSGO-Signed-At": signed.signed_at,
                 "DSGO-Signed-By": signed.party,
             },
@@ -115,20 +116,8 @@ def dataset_routes(rt: Runtime) -> list[Route]:
     async def sign(request: Request) -> Response:
         caller = authenticate(request, rt.layer)
         name = check_dataset_name(request.path_params["name"])
-        rt.enforcer.authorize(caller, ADMIN, name, operation="sign_dataset")
-        signed = await run_in_threadpool(
-            sign_stored_dataset, rt.store, rt.identity, rt.settings.data_dir, name
-        )
-        return JSONResponse(
-            {
-                "dataset": signed.dataset,
-                "graph": signed.graph,
-                "party": signed.party,
-                "signed_at": signed.signed_at,
-                "triples": signed.triples,
-                "signature": f"{base}/dataset/{name}/signature",
-            }
-        )
+        ops = LocalNode(rt, caller)
+        return JSONResponse(await run_in_threadpool(ops.sign, name))
 
     return [
         Route("/dataset/{name}", dataset, methods=["GET"]),

@@ -17,7 +17,7 @@ from node.evidence import evidence_from
 from node.negotiation import content_type
 from node.runtime import Runtime
 from node.service.query import SparqlRequest, answer_query
-from node.sparql_results import QueryTimeout
+from node.sparql.results import QueryTimeout
 from trust.errors import InvalidToken
 
 MAX_QUERY_BYTES = 256 * 1024
