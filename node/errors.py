@@ -106,5 +106,14 @@ class Unavailable(NodeError):
     code = "unavailable"
 
 
-class QueryTimeout(Exception):
-    """A query ran past the configured timeout (HTTP 503 with Retry-After at the edge)."""
+class QueryTimeout(NodeError):
+    """A query ran past the configured timeout (HTTP 503 with Retry-After)."""
+
+    status = 503
+    code = "query_timeout"
+
+    def __init__(
+        self, description: str = "query cancelled after the configured timeout", **kw: Any
+    ):
+        kw.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(description, **kw)

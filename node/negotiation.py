@@ -149,3 +149,13 @@ def serialise_triples(triples: Iterable[ox.Triple], media: str) -> bytes:
 @lru_cache(maxsize=1)
 def _prefixes() -> dict[str, str]:
     return dict(load_context().prefixes)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Does an If-None-Match header match `etag`? Weak comparison, as RFC 9110 asks."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return etag in tags

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from node.sparql.federation import (
     InvalidQuery,
     UnsupportedService,
-    evaluate,
+    evaluate_federated,
     has_service,
     plan_query,
 )
@@ -107,7 +107,7 @@ def test_unbalanced_query_is_a_syntax_error():
     with pytest.raises(SparqlSyntaxError):
         plan_query(query)
     with pytest.raises(InvalidQuery) as info:
-        evaluate(query, local=lambda q: None, fetch=lambda e, q, t: None)
+        evaluate_federated(query, local=lambda q: None, fetch=lambda e, q, t: None)
     assert info.value.status == 400 and "never closed" in str(info.value)
 
 

@@ -49,7 +49,7 @@ _PUBLIC = {
     "Scope": "delegation",
     "PartialGrant": "delegation",
     "Decision": "delegation",
-    "evaluate": "delegation",
+    "evaluate_mask": "delegation",
     "decide": "delegation",
     "PolicyStore": "policy_store",
     "AuthorizationRegister": "authorization_register",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trust.delegation import InvalidMask, Policy, evaluate, validate_evidence
+from trust.delegation import InvalidMask, Policy, evaluate_mask, validate_evidence
 from trust.errors import TrustError
 from trust.ishare_jwt import (
     create_signed_response,
@@ -125,7 +125,7 @@ class AuthorizationRegister:
         records = self.policies.list(subject=subject, issuer=issuer)
         if not records:
             raise NoPolicy("policy", "no policy for this issuer and access subject")
-        evidence = evaluate(request, records, now)
+        evidence = evaluate_mask(request, records, now)
         token = create_signed_response(
             self.identity, EVIDENCE_CLAIM, evidence[EVIDENCE_CLAIM], requester, now=now
         )

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from node.auth import Caller, authenticate
 from node.enforcement import READ_DATASET
+from node.errors import NotFoundError
 from node.iri import check_dataset_name
 from node.negotiation import (
     JSONLD,
@@ -29,6 +30,7 @@ from node.negotiation import (
     NotAcceptable,
     choose,
     content_type,
+    etag_matches,
     serialise_triples,
 )
 from node.runtime import Runtime
@@ -65,7 +67,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         name = request.path_params["name"]
         _permit(request, name)
         if name == AUDIT_DATASET:
-            return _no_audit_data(base)
+            raise _no_audit_data(base)
         media = _choose(request)
         marker, count = await run_in_threadpool(_state, rt, name)
         if media not in STREAMED_TYPES and count > rt.settings.max_results:
@@ -83,7 +85,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         )
         if signed:
             headers["Link"] = f'<{dataset_iri(base, name)}/signature>; rel="signature"'
-        if _matches(request.headers.get("if-none-match"), etag):
+        if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         graph = rt.settings.dataset_iri(name)
         ctype = _CONTENT_TYPES.get(media) or content_type(media)
@@ -100,7 +102,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         name = request.path_params["name"]
         _permit(request, name)
         if name == AUDIT_DATASET:
-            return _no_audit_data(base)
+            raise _no_audit_data(base)
         signed = await run_in_threadpool(current_signature, rt.store, rt.settings.data_dir, name)
         return Response(
             signed.jws.encode("ascii"),
@@ -169,23 +171,9 @@ def _stream(rt: Runtime, graph: str, with_graph: bool) -> Iterator[bytes]:
         yield ox.serialize(batch, format=fmt)
 
 
-def _no_audit_data(base: str) -> Response:
-    return JSONResponse(
-        {
-            "error": "not_found",
-            "error_description": (
-                "the audit dataset names access to this node's audit log and holds no triples; "
-                f"read {base}/audit/entries"
-            ),
-        },
-        status_code=404,
+def _no_audit_data(base: str) -> NotFoundError:
+    return NotFoundError(
+        "the audit dataset names access to this node's audit log and holds no triples; "
+        f"read {base}/audit/entries",
         headers={"Link": f'<{base}/audit/entries>; rel="alternate"'},
     )
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    return etag in (t.strip().removeprefix("W/") for t in if_none_match.split(","))

@@ -211,7 +211,7 @@ def evaluate(
 
     reports: list[federation.SourceReport] = []
     try:
-        result = federation.evaluate(
+        result = federation.evaluate_federated(
             query.text,
             local=local,
             fetch=fetch,

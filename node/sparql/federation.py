@@ -131,7 +131,7 @@ class RemoteCallError(Exception):
     """Raised by a fetch function for an answer that is not a usable result (bad status, truncated)."""
 
 
-def evaluate(
+def evaluate_federated(
     query: str,
     *,
     local: Callable[[str], Any],
