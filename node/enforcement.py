@@ -20,6 +20,7 @@ import pyoxigraph as ox
 from node.sparql.outline import QueryOutline, outline
 from node.sparql.text import SparqlSyntaxError
 from node.store import MemoryStore, Store
+from node.store.merge import DEFAULT_PLANNER, MERGE_PREFIX, MergePlanner
 from trust.audit import AuditEvent
 from trust.delegation import (
     DSGO_FEDERATE,
@@ -130,8 +131,10 @@ def scoped_query(
     cache: MaterialisedCache | None = None,
     data_version: Hashable | None = None,
     timeout: float | None = None,
+    merges: MergePlanner | None = None,
 ) -> Any:
-    """Run `query` over only what `scope` permits; the default graph is the union of it."""
+    """Run `query` over only what `scope` permits; the default graph is the RDF merge of it
+    (node.store.merge: the engine gets disjoint graphs, so its bag union is a set union)."""
     query = outline(query)
     refuse_engine_service(query.text)
     from_graphs, from_named = query.from_graphs, query.from_named
@@ -144,7 +147,9 @@ def scoped_query(
         else:
             mem = _materialise(store, scope, dataset_graphs)
         target: Store = MemoryStore(mem)
-        permitted = set(whole) | {g.value for g in mem.named_graphs()}
+        permitted = set(whole) | {
+            g.value for g in mem.named_graphs() if not g.value.startswith(MERGE_PREFIX)
+        }
     else:
         target = store
         permitted = set(whole)
@@ -153,6 +158,7 @@ def scoped_query(
     else:
         default = [g for g in (from_graphs or []) if g in permitted]
         named = [g for g in (from_named or []) if g in permitted]
+    default = (merges or DEFAULT_PLANNER).default_graphs(target, default)
     return target.query(query, default_graph=default, named_graphs=named, timeout=timeout)
 
 
@@ -286,6 +292,7 @@ class Enforcer:
         self.on_decision = on_decision or (lambda decision: None)
         self.clock = clock
         self.materialised = MaterialisedCache()
+        self.merges = MergePlanner()
         self._scopes: dict[tuple[str, str], _CachedScope] = {}
         self._graphs: tuple[Hashable, list[str]] | None = None
         self._dataset_re = re.compile(
@@ -572,6 +579,7 @@ class Enforcer:
             cache=self.materialised,
             data_version=data_version,
             timeout=timeout,
+            merges=self.merges,
         )
 
     def dataset_graphs(self, store: Store, data_version: Hashable | None = None) -> list[str]:
