@@ -101,6 +101,9 @@ class Settings:
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
+    exchange_sign: bool = True  # exchange.sign: JAdES-sign requests to and responses for parties
+    exchange_accept_unsigned: bool = True  # exchange.accept_unsigned: take unsigned peer answers
+    exchange_max_skew: float = 300.0  # exchange.max_skew: seconds a sigT may be off
 
     @property
     def store_dir(self) -> Path:
@@ -178,6 +181,10 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     catalog = _section(raw, "catalog")
     query = _section(raw, "query")
     federation = _section(raw, "federation")
+    exchange = _section(raw, "exchange")
+    for key in ("sign", "accept_unsigned"):
+        if not isinstance(exchange.get(key, True), bool):
+            raise ConfigError(f"exchange.{key}: must be true or false")
 
     base_iri = _require_str(node, "node.base_iri").rstrip("/")
     parts = urlsplit(base_iri)
@@ -308,6 +315,9 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         audit_witness_url=witness_url,
         audit_witness_party_id=witness_party,
         checks=checks,
+        exchange_sign=exchange.get("sign", True),
+        exchange_accept_unsigned=exchange.get("accept_unsigned", True),
+        exchange_max_skew=_float(exchange, "exchange.max_skew", 300.0),
     )
 
 

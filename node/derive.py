@@ -13,6 +13,7 @@ import pyoxigraph as ox
 
 from connectors.base import ProvRecord
 from node.enforcement import AccessDenied, Caller
+from node.exchange import exchange_for
 from node.outbound import RemoteFetchError, fetch_resource
 from node.provenance import derived_from, version_triples
 from node.runtime import Runtime
@@ -27,7 +28,10 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
     from node.service.query import evaluate
 
     started = datetime.now(UTC)
-    result = evaluate(rt, Caller.node(rt.settings.party_id), query, for_datasets=(dataset,))
+    receipts: list[str] = []  # the signed answers the dataset is computed from
+    result = evaluate(
+        rt, Caller.node(rt.settings.party_id), query, for_datasets=(dataset,), receipts=receipts
+    )
     if isinstance(result, bool | ox.QueryBoolean) or hasattr(result, "variables"):
         raise LoadError("<query>", None, "a derived dataset needs a CONSTRUCT or DESCRIBE query")
     triples = [t for t in result if isinstance(t, ox.Triple)]
@@ -55,13 +59,16 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
         previous_version=previous,
         version=number + 1,
     )
-    for iri, etag in _remote_versions(rt, triples):
+    for iri, etag in _remote_versions(rt, triples, dataset, receipts):
         prov_triples += derived_from(version, iri, etag)
     rt.store.append(PROVENANCE_DATASET, prov_triples)
+    exchange_for(rt).receipts.attach(receipts, dataset, version)
     return len(triples), version
 
 
-def _remote_versions(rt: Runtime, triples: list[ox.Triple]) -> list[tuple[str, str | None]]:
+def _remote_versions(
+    rt: Runtime, triples: list[ox.Triple], dataset: str, receipts: list[str]
+) -> list[tuple[str, str | None]]:
     """The other nodes' resources the result mentions, each with the ETag its node serves now."""
     base = rt.settings.base_iri
     remote: list[str] = []
@@ -81,7 +88,15 @@ def _remote_versions(rt: Runtime, triples: list[ox.Triple]) -> list[tuple[str, s
     for iri in remote[:MAX_REMOTE_VERSIONS]:
         try:
             peer = rt.enforcer.outbound(me, iri)  # only registry-vouched nodes are asked
-            fetched = fetch_resource(client, peer, iri, accept="application/n-triples")
+            fetched = fetch_resource(
+                client,
+                peer,
+                iri,
+                accept="application/n-triples",
+                exchange=exchange_for(rt),
+                datasets=(dataset,),
+                receipts=receipts,
+            )
         except (RemoteFetchError, AccessDenied):
             continue  # not a node's resource, or not readable: it is not an input we can vouch for
         out.append((iri, fetched.etag))
