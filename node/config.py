@@ -158,6 +158,7 @@ _SECTIONS = {
     "catalog",
     "query",
     "federation",
+    "exchange",
 }
 
 

@@ -43,6 +43,7 @@ from trust.signing import SignatureError, sign_jws, verify_jws
 
 KINDS = frozenset(
     {"token_issued", "token_refused", "permit", "deny", "query", "federated_call", "admin"}
+    | {"receipt", "receipt_refused"}  # signed exchanges kept / refused (node/exchange.py)
 )
 CHECKPOINT_TYP = "dsgo-audit-checkpoint+jws"
 log = logging.getLogger("dsgo.audit")
