@@ -21,6 +21,7 @@ MODULES = (
     "bench_enforcement",
     "bench_connectors",
     "bench_ids",
+    "bench_exchange",
 )
 
 
@@ -127,6 +128,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ids.get("target_ratio", 1.3),
         False,
         f"vs ifctester without its reporter: {ids.get('ratio_vs_validate_only')}",
+    )
+    exchange = results.get("bench_exchange", {})
+    add(
+        "signed exchanges: federated query signed / unsigned (JAdES)",
+        exchange.get("ratio_signed_over_unsigned"),
+        exchange.get("target_ratio", 1.5),
+        False,
+        f"{exchange.get('signed', {}).get('verified_receipts_per_query')} receipts per query",
     )
     fed = results.get("bench_federation", {})
     for key, value in flatten(fed):
