@@ -310,7 +310,7 @@ def _stories(builder: Party, renovator: Party, auditor: Party, registry: Party) 
         f"  ({took:.2f} s; the builder's data was read at its node with the renovator node's token)"
     )
     print(
-        f"  {receipts} verified receipts: each of the builder's answers was JAdES-signed "
+        f"  {receipts} verified receipt(s): each of the builder's answers was JAdES-signed "
         "(ETSI TS 119 182-1 HTTP headers) and is kept in the renovator's audit log"
     )
     if not rows:
@@ -675,8 +675,11 @@ def _num(value: str | None) -> str:
 
 def _verified_receipts(party: Party) -> int:
     """How many signed answers the node has verified and kept (audit entries of kind receipt)."""
-    out = _dsgo("audit", "tail", "-n", "1000000", "--config", party.config)
-    entries = (json.loads(line) for line in out.splitlines() if line.startswith("{"))
+    args = ["audit", "tail", "-n", "1000000", "--config", party.config]
+    proc = subprocess.run([*DSGO, *args], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DemoError(f"`dsgo audit tail` failed: {proc.stderr.strip()}")
+    entries = (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
     return sum(
         1 for e in entries if e["kind"] == "receipt" and e["detail"].get("status") == "verified"
     )
