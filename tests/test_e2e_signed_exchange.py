@@ -21,6 +21,7 @@ import httpx
 import pytest
 from nodeproc import (
     DUPLEX_IFC,
+    ROOM_SPACES,
     Proc,
     ProcessGroup,
     base_of,
@@ -183,6 +184,24 @@ def test_a_response_to_another_party_carries_a_verifiable_signature(world: World
     # An anonymous caller is nobody's party: nothing to seal.
     anonymous = httpx.get(f"{world.urls[BUILDER]}/catalog", timeout=30)
     assert "x-jws-signature" not in anonymous.headers
+
+
+def test_link_following_is_signed_and_kept(world: World) -> None:
+    space = f"{world.urls[BUILDER]}/id/bim/space/{ROOM_SPACES['917810']}"
+    before = len(world.audit(RENOVATOR, "receipt"))
+    token = token_for(world.configs[RENOVATOR], world.urls[RENOVATOR])
+    resp = httpx.get(
+        f"{world.urls[RENOVATOR]}/follow",
+        params={"iri": space},
+        headers={"Authorization": f"Bearer {token}", "Accept": "text/turtle"},
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    # The renovator's own party asked its own node: that answer is not sealed; the builder's is.
+    assert "x-jws-signature" not in resp.headers
+    [entry] = world.audit(RENOVATOR, "receipt")[before:]
+    assert entry["target"] == space and entry["action"] == "response"
+    assert entry["detail"]["status"] == "verified" and entry["detail"]["signer"] == BUILDER
 
 
 def _signed_post(world: World, signer_config: Path, token_party_config: Path, body: bytes):

@@ -280,6 +280,9 @@ class ReceiptStore:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(
+                "PRAGMA synchronous=NORMAL"
+            )  # as the audit log: no fsync per commit in WAL
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
         return _Tx(conn)  # type: ignore[return-value]
