@@ -29,7 +29,7 @@ import httpx
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from trust.audit import AuditEvent
+from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
 from trust.jades import (
     SIGNATURE_HEADER,
@@ -178,6 +178,10 @@ class Exchange:
             raise
         except TrustError as exc:  # the registry could not be asked
             raise ExchangeSignatureError("registry", exc.description) from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise ExchangeSignatureError(
+                "registry", f"the registry could not be asked: {type(exc).__name__}"
+            ) from None
         return signed
 
     def _keep(
@@ -311,6 +315,14 @@ class SignedExchangeMiddleware:
                 await run_in_threadpool(ex.accept_request, message, signature, party)
             except ExchangeSignatureError as exc:
                 await _json(send, 401, exc.error, f"{exc.check}: {exc.description}", exc.check)
+                return
+            except AuditUnavailable:  # no receipt, no request: as every audited action
+                await _json(
+                    send,
+                    503,
+                    "audit_unavailable",
+                    "the audit log cannot be written; the request was not performed",
+                )
                 return
             receive = _replay(body, receive)
         if not ex.sign or party is None or party == ex.own_party:
