@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,40 @@ def test_a_bad_request_signature_is_refused_naming_the_check(world: World) -> No
         "signer_mismatch",
         "signature_malformed",
     }
+
+
+def test_an_oversized_signed_request_is_413_and_an_unwritable_log_503(world: World) -> None:
+    body = urlencode({"query": "ASK { ?s ?p ?o }"}).encode()
+    headers, sealed, token = _signed_post(
+        world, world.configs[RENOVATOR], world.configs[RENOVATOR], body
+    )
+    send = {**headers, **sealed, "Authorization": f"Bearer {token}", "Accept": RESULTS_JSON}
+    huge = b"query=" + b"A" * (17 * 1024 * 1024)
+    big = httpx.post(f"{world.urls[BUILDER]}/sparql", content=huge, headers=send, timeout=60)
+    assert big.status_code == 413 and big.json()["error"] == "too_large"
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr not available")
+    data = load_settings(world.configs[BUILDER]).data_dir
+    files = [p for p in (data / "audit.sqlite", data / "audit.sqlite-wal") if p.exists()]
+    locked: list[Path] = []
+    try:
+        for path in files:
+            done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.skip(f"chattr unsupported here: {done.stderr.strip()}")
+            locked.append(path)
+        resp = httpx.post(f"{world.urls[BUILDER]}/sparql", content=body, headers=send, timeout=30)
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["error"] == "audit_unavailable"
+    finally:
+        for path in locked:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    headers, sealed, token = _signed_post(
+        world, world.configs[RENOVATOR], world.configs[RENOVATOR], body
+    )
+    send = {**headers, **sealed, "Authorization": f"Bearer {token}", "Accept": RESULTS_JSON}
+    again = httpx.post(f"{world.urls[BUILDER]}/sparql", content=body, headers=send, timeout=30)
+    assert again.status_code == 200, again.text
 
 
 def _derive(world: World) -> str:
