@@ -24,6 +24,7 @@ MODULES = (
     "bench_ids",
     "bench_void",
     "bench_merge",
+    "bench_exchange",
 )
 
 
@@ -172,6 +173,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         f"of the same datasets {agg.get('ratio_overlap_vs_engine_bag')}; one-off: "
         f"{merge.get('one_off', {}).get('merge_build_ms')} ms to build the rest graph, "
         f"{merge.get('one_off', {}).get('pair_check_disjoint_ms')} ms per disjoint pair check",
+    )
+    exchange = results.get("bench_exchange", {})
+    add(
+        "signed exchanges: federated query signed / unsigned (JAdES)",
+        exchange.get("ratio_signed_over_unsigned"),
+        exchange.get("target_ratio", 1.5),
+        False,
+        f"{exchange.get('signed', {}).get('verified_receipts_per_query')} receipts per query",
     )
     fed = results.get("bench_federation", {})
     for key, value in flatten(fed):

@@ -19,6 +19,7 @@ from node.auth import error_response
 from node.config import Settings
 from node.enforcement import AccessDenied
 from node.errors import NodeError
+from node.exchange import SignedExchangeMiddleware
 from node.openapi import openapi_schema
 from node.request_log import RequestLog
 from node.routes.admin import admin_routes
@@ -85,6 +86,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
     for exc_type, handler in _HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
+    app.add_middleware(SignedExchangeMiddleware, rt=rt)  # JAdES: verify in, sign out
     if settings.log_requests:
         app.add_middleware(RequestLog)
     return app

@@ -115,6 +115,9 @@ class Settings:
     state_statement_timeout: float = 5.0
     state_key_rotation: float = 7 * 24 * 3600.0
     state_pool_size: int = 8
+    exchange_sign: bool = True  # exchange.sign: JAdES-sign requests to and responses for parties
+    exchange_accept_unsigned: bool = True  # exchange.accept_unsigned: take unsigned peer answers
+    exchange_max_skew: float = 300.0  # exchange.max_skew: seconds a sigT may be off
 
     @property
     def store_dir(self) -> Path:
@@ -170,6 +173,7 @@ _SECTIONS = {
     "query",
     "federation",
     "state",
+    "exchange",
 }
 
 
@@ -193,6 +197,10 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     catalog = _section(raw, "catalog")
     query = _section(raw, "query")
     federation = _section(raw, "federation")
+    exchange = _section(raw, "exchange")
+    for key in ("sign", "accept_unsigned"):
+        if not isinstance(exchange.get(key, True), bool):
+            raise ConfigError(f"exchange.{key}: must be true or false")
 
     base_iri = _require_str(node, "node.base_iri").rstrip("/")
     parts = urlsplit(base_iri)
@@ -357,6 +365,9 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         state_statement_timeout=state_timeout,
         state_key_rotation=key_rotation,
         state_pool_size=_int(state, "state.pool_size", 8, 1, 256),
+        exchange_sign=exchange.get("sign", True),
+        exchange_accept_unsigned=exchange.get("accept_unsigned", True),
+        exchange_max_skew=_float(exchange, "exchange.max_skew", 300.0),
     )
 
 

@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("-n", type=int, default=20)
     p.set_defaults(func=cmd_audit_tail)
+    from node.cli import receipts
+
+    receipts.add_parser(asub, _config_arg)
     return parser
 
 
