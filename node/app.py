@@ -34,6 +34,7 @@ from node.routes.trust import trust_routes
 from node.routes.void import void_routes
 from node.routes.witness import witness_routes
 from node.runtime import Runtime, build_runtime
+from node.service.warm import Warmer
 from node.sync import make_sync_runner
 from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
@@ -49,6 +50,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.audit.start_keeper(_witness_push(rt))
+        warmer = Warmer(rt).start() if settings.warm_up else None
         task = None
         if run_sync is not None and settings.sync_interval > 0:
             task = asyncio.create_task(_sync_loop(run_sync, settings.sync_interval))
@@ -57,6 +59,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         finally:
             if task is not None:
                 task.cancel()
+            if warmer is not None:
+                warmer.stop()
             rt.close()
 
     app = FastAPI(

@@ -106,6 +106,7 @@ class Settings:
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
+    warm_up: bool = True  # store.warm_up: merge plans and VoID numbers computed after each load
     catalog: CatalogSettings = field(default_factory=lambda: _catalog_settings({}))
     state_backend: str = (
         "sqlite"  # "sqlite" | "postgresql": replay cache, token keys, policies, registry
@@ -330,6 +331,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         query_timeout=_float(store, "store.query_timeout", 10.0),
         max_results=_int(store, "store.max_results", 100_000, 1, 10**9),
         query_slots=_int(store, "store.query_slots", 2, 1, 64),
+        warm_up=_flag(store, "store.warm_up", True),
         key_file=_opt_path(root, identity.get("key")),
         cert_file=_opt_path(root, identity.get("cert")),
         pkcs12_file=_opt_path(root, identity.get("pkcs12")),
@@ -473,3 +475,13 @@ def _path(root: Path, value: Any) -> Path:
 
 def _opt_path(root: Path, value: Any) -> Path | None:
     return _path(root, value) if value else None
+
+
+def _flag(section: dict[str, Any], key: str, default: bool) -> bool:
+    """A true/false setting; ConfigError naming the key for anything else."""
+    value = section.get(key.rsplit(".", 1)[1], default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")  # DSGO_* environment values are strings
+    raise ConfigError(f"{key}: must be true or false, got {value!r}")
