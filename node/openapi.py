@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from node.config import PARTY_ID, Settings
+from node.openapi_v3 import v3_paths
 from node.negotiation import FORMAT_ALIASES, RDF_TYPES, RESOURCE_TYPES, RESULTS_TYPES
 from trust.delegation import DSGO, DSGO_FEDERATE, DSGO_QUERY, ISHARE_READ
 
@@ -535,6 +536,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 {"200": ("trusted_list_token", {_JSON: _token_body("trusted_list_token")})},
             )
         }
+    schema["paths"].update(v3_paths(op, registry="registry" in settings.roles))
     app.openapi_schema = schema
     return schema
 
