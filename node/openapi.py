@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from node.config import PARTY_ID, Settings
-from node.openapi_v3 import v3_paths
 from node.negotiation import FORMAT_ALIASES, RDF_TYPES, RESOURCE_TYPES, RESULTS_TYPES
+from node.openapi_v3 import v3_paths
 from trust.delegation import DSGO, DSGO_FEDERATE, DSGO_QUERY, ISHARE_READ
 
 _BEARER = [{"bearer": []}]
@@ -418,6 +418,10 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     {"200": ("explanation", {_JSON: {"type": "object"}})},
                     params=[
                         _string_param("resource", description="a resource IRI"),
+                        _string_param(
+                            "context",
+                            description="iSHARE 3.0 request context (a JSON object) for conditions",
+                        ),
                         _string_param("dataset", description="a dataset name"),
                         _string_param(
                             "action",

@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import httpx
-
 from trust.errors import RegistryUnavailable
 from trust.ishare3 import (
     PARTIES_CLAIM,
@@ -104,6 +102,3 @@ class VersionedRegistryClient(RegistryClient):
         entries = trusted_list_from_v3(self._verified(resp, TRUSTED_KEY, TRUSTED_CLAIM))
         self._trusted = (now + self.cache_seconds, entries)
         return entries
-
-    def _get(self, path: str) -> httpx.Response:
-        return super()._get(path)
