@@ -13,6 +13,7 @@ written with `OPEN_END` and read back as no end.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -369,3 +370,48 @@ def asdict_party(party: Party) -> dict[str, Any]:
 
 def _end(value: Any) -> str | None:
     return None if not isinstance(value, str) or value.startswith("9999-") else value
+
+
+# iSHARE 2.1 GET /parties query parameters with a type the node checks (400 otherwise).
+V21_BOOLEAN = ("active_only", "certified_only", "publiclyPublishable", "compliancyVerified")
+V21_BOOLEAN += ("legalAdherence",)
+V21_DATETIME = ("date_time", "adherenceStartdate", "adherenceEnddate")
+V21_INTEGER = ("companyPhone", "page", "pageSize")
+
+
+def check_v21_party_query(query: Any) -> None:
+    """Refuse 2.1 /parties parameters of the wrong type (every value of a repeated one)."""
+    from trust.errors import InvalidRequest
+
+    def values(name: str) -> list[str]:
+        if hasattr(query, "getlist"):
+            return list(query.getlist(name))
+        return [query[name]] if name in query else []
+
+    for name in V21_BOOLEAN:
+        for v in values(name):
+            if v.lower() not in ("true", "false"):
+                raise InvalidRequest(name, f"{name} must be true or false")
+    for name in V21_DATETIME:
+        for v in values(name):
+            try:
+                dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidRequest(name, f"{name} must be an ISO 8601 date-time") from None
+    for name in V21_INTEGER:
+        for v in values(name):
+            text = v.strip()
+            if not text.lstrip("-").isdigit() or not -(2**31) <= int(text) < 2**31:
+                raise InvalidRequest(name, f"{name} must be a 32-bit integer")
+
+
+def v21_filters(party: Party, query: Any) -> bool:
+    """The 2.1 filters adherenceStatus, role and dataSpaceID (exact match)."""
+    status = query.get("adherenceStatus")
+    if status and party.adherence.status != status:
+        return False
+    role = query.get("role")
+    if role and role not in {r.role for r in party.roles}:
+        return False
+    space = query.get("dataSpaceID")
+    return not (space and space not in {m.dataspace_id for m in party.dataspaces})

@@ -27,7 +27,7 @@ from trust.ishare3 import (
     party_to_v3,
     trusted_list_to_v3,
 )
-from trust.ishare_jwt import create_signed_response
+from trust.ishare_jwt import create_jwt, create_signed_response
 from trust.layer import TrustLayer
 from trust.registry import PAGE_SIZE, Registry
 
@@ -98,7 +98,15 @@ class TrustLayerV3:
         self._registry()
         page, size = paging(query)
         info = page_of([self.dataspace.to_v3(self.layer.party_id)], page, size)
-        return {DATASPACES_KEY: self._sign(DATASPACES_CLAIM, info, caller)}
+        # iSHARE 3.0's jwtPayloadDataspacesToken requires both `dataspacesInfo` and (in its
+        # allOf) `dataspaceInfo`; the same object goes under both names.
+        token = create_jwt(
+            self.layer.identity,
+            caller,
+            {DATASPACES_CLAIM: info, "dataspaceInfo": info},
+            now=self.layer._clock(),
+        )
+        return {DATASPACES_KEY: token}
 
     def frameworks_response(self, caller: str, query: Mapping[str, str]) -> dict[str, str]:
         """GET /frameworks: iSHARE, with the versions this registry speaks."""
@@ -125,25 +133,25 @@ def paging(query: Mapping[str, str]) -> tuple[int, int]:
     return page, size
 
 
-def claim_filters(query: Mapping[str, str]) -> dict[tuple[str, str], str]:
-    """`claimFilter[type.property]=value` parameters as {(type, property): value}."""
-    out: dict[tuple[str, str], str] = {}
+def claim_filters(query: Mapping[str, str]) -> dict[tuple[str | None, str], str]:
+    """`claimFilter[claimType.property]=value` (or `claimFilter[property]`, any claim type)."""
+    out: dict[tuple[str | None, str], str] = {}
     for key in query:
         if not key.startswith("claimFilter"):
             continue
         inner = key[len("claimFilter") :]
-        if not (inner.startswith("[") and inner.endswith("]")) or "." not in inner:
+        if not (inner.startswith("[") and inner.endswith("]")) or len(inner) < 2:
             raise InvalidRequest("claimFilter", "use claimFilter[claimType.propertyName]=value")
-        kind, _, prop = inner[1:-1].partition(".")
-        if not kind or not prop:
+        kind, dot, prop = inner[1:-1].rpartition(".")
+        if dot and (not kind or not prop):
             raise InvalidRequest("claimFilter", "use claimFilter[claimType.propertyName]=value")
-        out[(kind, prop)] = query[key]
+        out[(kind or None, prop)] = query[key]
     return out
 
 
-def _claims_match(record: Mapping[str, Any], filters: dict[tuple[str, str], str]) -> bool:
+def _claims_match(record: Mapping[str, Any], filters: dict[tuple[str | None, str], str]) -> bool:
     claims = record.get("claims") or []
     return all(
-        any(c.get("type") == kind and str(c.get(prop)) == value for c in claims)
+        any(kind in (None, c.get("type")) and str(c.get(prop)) == value for c in claims)
         for (kind, prop), value in filters.items()
     )

@@ -402,7 +402,7 @@ def parties_response(
     info = {
         "count": len(parties),
         "pageCount": max(1, math.ceil(len(parties) / page_size)),
-        "data": [p.to_info() for p in parties[start : start + page_size]],
+        "data": [v21_party_info(p, identity.party_id) for p in parties[start : start + page_size]],
     }
     return {
         "parties_token": create_signed_response(identity, "parties_info", info, audience, now=now)
@@ -413,8 +413,31 @@ def party_response(
     identity: PartyIdentity, party: Party, audience: str | None, *, now: float | None = None
 ) -> dict[str, str]:
     """`{"party_token": JWT}` with party_info."""
-    token = create_signed_response(identity, "party_info", party.to_info(), audience, now=now)
+    info = v21_party_info(party, identity.party_id)
+    token = create_signed_response(identity, "party_info", info, audience, now=now)
     return {"party_token": token}
+
+
+OPEN_END = "9999-12-31T23:59:59Z"
+
+
+def v21_party_info(party: Party, registrar: str) -> dict[str, Any]:
+    """party_info as iSHARE 2.1 requires it: the stored record plus `registrar_id`,
+    `agreements`, role compliance flags, and an end date (OPEN_END when there is none).
+
+    `party_id` stays a string: 2.1's document makes it an array, but deployed 2.x clients
+    (python-ishare's `verify_party`) compare it with a string.
+    """
+    info = party.to_info()
+    info["registrar_id"] = registrar
+    info["agreements"] = []
+    if info["adherence"].get("end_date") is None:
+        info["adherence"]["end_date"] = OPEN_END
+    for role in info["roles"]:
+        role["end_date"] = role.get("end_date") or OPEN_END
+        role.setdefault("compliancy_verified", True)
+        role.setdefault("legal_adherence", True)
+    return info
 
 
 def trusted_list_response(
