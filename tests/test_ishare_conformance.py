@@ -109,7 +109,7 @@ PAYLOADS = {
         "parties_token": ("parties_info", "jwt_payload_parties_token"),
         "party_token": ("party_info", "jwt_payload_party_token"),
         "trusted_list_token": ("trusted_list", "jwt_payload_trusted_list_token"),
-        "delegation_token": ("delegationEvidence", "jwt_payload_delegation_token"),
+        "delegation_token": ("delegationEvidence", "jwt_payload_delegation_evidence_token"),
     },
     "3.0": {
         "capabilitiesToken": ("capabilitiesInfo", "jwtPayloadCapabilitiesToken"),
@@ -373,7 +373,7 @@ def test_v3_delegation_evidence_validates(http: TestClient) -> None:
                         {
                             "target": {
                                 "resource": {
-                                    "type": "dsgo:Dataset",
+                                    "type": "https://w3id.org/dsgo-node/def#Dataset",
                                     "identifiers": [f"{BASE}/dataset/bim"],
                                     "attributes": ["*"],
                                 },
