@@ -540,6 +540,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 {"200": ("trusted_list_token", {_JSON: _token_body("trusted_list_token")})},
             )
         }
+    schema["paths"]["/v3/connect/token"] = schema["paths"]["/connect/token"]  # the same endpoint
     schema["paths"].update(v3_paths(op, registry="registry" in settings.roles))
     app.openapi_schema = schema
     return schema

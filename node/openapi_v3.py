@@ -60,56 +60,6 @@ def v3_paths(op: Callable[..., dict[str, Any]], *, registry: bool) -> dict[str, 
         },
     }
     paths: dict[str, Any] = {
-        "/v3/connect/token": {
-            "post": op(
-                "iSHARE 3.0 token endpoint (the same as /connect/token)",
-                {
-                    "200": (
-                        "access token",
-                        {
-                            _JSON: {
-                                "type": "object",
-                                "required": ["access_token", "token_type", "expires_in"],
-                                "properties": {
-                                    "access_token": {"type": "string"},
-                                    "token_type": {"type": "string"},
-                                    "expires_in": {"type": "integer"},
-                                },
-                            }
-                        },
-                    )
-                },
-                {"400": "", "401": "", "405": "use POST", "415": "", "503": ""},
-                secure=False,
-                body={
-                    "required": True,
-                    "content": {
-                        "application/x-www-form-urlencoded": {
-                            "schema": {
-                                "type": "object",
-                                "required": [
-                                    "grant_type",
-                                    "scope",
-                                    "client_id",
-                                    "client_assertion_type",
-                                    "client_assertion",
-                                ],
-                                "properties": {
-                                    k: {"type": "string"}
-                                    for k in (
-                                        "grant_type",
-                                        "scope",
-                                        "client_id",
-                                        "client_assertion_type",
-                                        "client_assertion",
-                                    )
-                                },
-                            }
-                        }
-                    },
-                },
-            )
-        },
         "/v3/capabilities": {
             "get": op(
                 "iSHARE 3.0 capabilitiesToken (restricted services only for a token holder)",

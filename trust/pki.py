@@ -25,7 +25,7 @@ MIN_RSA_BITS = 2048
 _EORI = re.compile(r"^EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,15}$")
 _DID_ISHARE = re.compile(r"^did:ishare:EU\.NL\.NTRNL-[0-9]{8}$")
 # did:web (W3C CCG): a host (a port as %3A) and optional path segments; iSHARE 3.0 alsoKnownAs.
-_DID_WEB = re.compile(r"^did:web:[a-z0-9.-]+(%3A[0-9]{1,5})?(:[A-Za-z0-9._~-]+)*$")
+_DID_WEB = re.compile(r"^did:web:[a-z0-9-]+(\.[a-z0-9-]+)+(%3A[0-9]{1,5})?(:[A-Za-z0-9._~-]+)*$")
 _STRUCTURE_CACHE_SIZE = 1024
 _STRUCTURE_OK: set[tuple[x509.Certificate, ...]] = set()
 
