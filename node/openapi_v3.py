@@ -115,4 +115,18 @@ def v3_paths(op: Callable[..., dict[str, Any]], *, registry: bool) -> dict[str, 
                 params=list(_PAGING),
             )
         }
+    paths["/dataspaces"] = {
+        "get": op(
+            "iSHARE 2.1: the data space this registry serves (dataspace_list_token)",
+            {"200": ("dataspace_list_token", {_JSON: _token("dataspace_list_token")})},
+        )
+    }
+    paths["/versions"] = {
+        "get": op(
+            "iSHARE 2.1: the scheme version spoken (versions_token)",
+            {"200": ("versions_token", {_JSON: _token("versions_token")})},
+            ("400", "401"),
+            secure="optional",
+        )
+    }
     return paths

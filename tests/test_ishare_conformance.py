@@ -90,6 +90,8 @@ SERVED = {
         "GET /parties",
         "GET /parties/{party_id}",
         "GET /trusted_list",
+        "GET /dataspaces",
+        "GET /versions",
     ],
     "3.0": [
         "POST /connect/token",
@@ -110,6 +112,8 @@ PAYLOADS = {
         "party_token": ("party_info", "jwt_payload_party_token"),
         "trusted_list_token": ("trusted_list", "jwt_payload_trusted_list_token"),
         "delegation_token": ("delegationEvidence", "jwt_payload_delegation_evidence_token"),
+        "dataspace_list_token": ("dataspaces_info", "jwt_payload_dataspace_list_token"),
+        "versions_token": ("versions_info", "jwt_payload_versions_token"),
     },
     "3.0": {
         "capabilitiesToken": ("capabilitiesInfo", "jwtPayloadCapabilitiesToken"),
@@ -211,7 +215,9 @@ def check_payload(version: str, body: Any) -> str | None:
         if key in body:
             payload = jwt_payload(body[key])
             assert claim in payload, (key, sorted(payload))
-            if key in ("capabilities_token", "capabilitiesToken") and "aud" not in payload:
+            if key in ("capabilities_token", "capabilitiesToken", "versions_token") and (
+                "aud" not in payload
+            ):
                 # An anonymous caller has no party id to address: 2.1 makes aud optional
                 # here, 3.0's skeleton requires it. Everything else of the payload is checked.
                 payload = {**payload, "aud": "(anonymous caller)"}
@@ -236,7 +242,8 @@ def _run(version: str, schema: Any, case: Any, headers: dict[str, str]) -> None:
     elif case.headers and "Authorization" in case.headers:
         del case.headers["Authorization"]
     else:
-        headers = {} if case.operation.label != "GET /capabilities" else headers
+        optional = ("GET /capabilities", "GET /versions")
+        headers = {} if case.operation.label not in optional else headers
     response = case.call_and_validate(headers=headers, excluded_checks=excluded)
     assert response.status_code < 500, response.text
     if response.status_code == 200 and case.operation.label != "POST /connect/token":
@@ -284,7 +291,8 @@ def test_every_signed_answer_validates(http: TestClient, version: str) -> None:
     base = "" if version == "2.1" else "/v3"
     auth = NODE.auth(READER)
     paths = ["/capabilities", "/parties", f"/parties/{OWNER}"]
-    paths += ["/trusted_list"] if version == "2.1" else ["/trustedList", "/dataspaces"]
+    paths += ["/trusted_list", "/versions"] if version == "2.1" else ["/trustedList"]
+    paths += ["/dataspaces"]
     if version == "3.0":
         paths += ["/frameworks", f"/parties/{ALIAS}", f"/parties?alsoKnownAs={ALIAS}"]
         paths += [f"/parties?id={OWNER}", "/parties?claimFilter[frameworkRole.roleId]=x"]

@@ -155,3 +155,48 @@ def _claims_match(record: Mapping[str, Any], filters: dict[tuple[str | None, str
         any(kind in (None, c.get("type")) and str(c.get(prop)) == value for c in claims)
         for (kind, prop), value in filters.items()
     )
+
+
+# --- the two 2.1 registry answers the node had not served: /dataspaces and /versions --------
+
+V21_VERSION_FROM = "2023-01-31T00:00:00Z"  # iSHARE 2.1's own example date for its validity
+
+
+def dataspaces_v21(layer: TrustLayer, caller: str, dataspace: DataspaceDescription) -> str:
+    """2.1 `dataspace_list_token`: the data space this registry serves (snake_case).
+
+    2.1's jwt_payload_dataspace_list_token requires `dataspaces_info` and describes
+    `dataspace_info`; the same object goes under both names.
+    """
+    if layer.registry is None:
+        raise NotFound("no_registry_role", "this node is not a participant registry")
+    info = {
+        "total_count": 1,
+        "page_count": 1,
+        "count": 1,
+        "data": [
+            {
+                "dataspace_id": dataspace.id,
+                "dataspace_title": dataspace.title,
+                "dataspacedef_url": dataspace.description_url,
+                "dataspace_website": dataspace.website,
+                "status": "active",
+                "country_reg": dataspace.countries[0],
+                "countries_operation": list(dataspace.countries),
+                "sectors": list(dataspace.sectors),
+            }
+        ],
+    }
+    claims = {"dataspaces_info": info, "dataspace_info": info}
+    return create_jwt(layer.identity, caller, claims, now=layer._clock())
+
+
+def versions_v21(layer: TrustLayer, caller: str | None) -> str:
+    """2.1 `versions_token`: the scheme version this API speaks (2.1's `Version` object)."""
+    info = {
+        "version_name": "2.1",
+        "valid_from": V21_VERSION_FROM,
+        "valid_to": None,
+        "version_status": "active",
+    }
+    return create_signed_response(layer.identity, "versions_info", info, caller, now=layer._clock())

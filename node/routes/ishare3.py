@@ -1,4 +1,4 @@
-"""The iSHARE 3.0 API under `/v3`, beside the 2.x API at the root.
+"""The iSHARE 3.0 API under `/v3`, beside the 2.x API at the root (and 2.1's /dataspaces, /versions).
 
 Both versions share paths (`/capabilities`, `/parties`, `/parties/{id}`, `/dataspaces`,
 `/delegation`) but not their answers (`capabilities_token` vs `capabilitiesToken`, snake_case vs
@@ -22,7 +22,7 @@ from trust.delegation import Decision
 from trust.errors import TrustError
 from trust.ishare3 import DELEGATION_KEY
 from trust.layer import TrustLayer
-from trust.layer_v3 import TrustLayerV3
+from trust.layer_v3 import TrustLayerV3, dataspaces_v21, versions_v21
 
 PREFIX = "/v3"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -83,6 +83,16 @@ def ishare3_routes(
         body = v3.frameworks_response(caller.party_id, request.query_params)
         return JSONResponse(body, headers=_NO_STORE)
 
+    async def dataspaces_21(request: Request) -> Response:
+        caller = authenticate(request, layer)
+        token = dataspaces_v21(layer, caller.party_id, v3.dataspace)
+        return JSONResponse({"dataspace_list_token": token}, headers=_NO_STORE)
+
+    async def versions_21(request: Request) -> Response:
+        caller = await run_in_threadpool(optional_caller, request, layer)
+        token = versions_v21(layer, caller.party_id if caller else None)
+        return JSONResponse({"versions_token": token}, headers=_NO_STORE)
+
     routes = [
         Route(PREFIX + "/connect/token", token_route.endpoint),
         Route(PREFIX + "/capabilities", guarded(capabilities), methods=["GET"]),
@@ -95,5 +105,8 @@ def ishare3_routes(
             Route(PREFIX + "/trustedList", guarded(trusted_list), methods=["GET"]),
             Route(PREFIX + "/dataspaces", guarded(dataspaces), methods=["GET"]),
             Route(PREFIX + "/frameworks", guarded(frameworks), methods=["GET"]),
+            # iSHARE 2.1's registry answers the 2.x routes (node.routes.trust) lack.
+            Route("/dataspaces", guarded(dataspaces_21), methods=["GET"]),
+            Route("/versions", guarded(versions_21), methods=["GET"]),
         ]
     return routes
