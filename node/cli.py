@@ -218,6 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", default="Active", choices=["Active", "Pending", "NotActive", "Revoked"]
     )
     p.add_argument("--capability-url")
+    p.add_argument(
+        "--also-known-as",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="another id of the party (iSHARE 3.0 alsoKnownAs: did:web:..., did:ishare:...)",
+    )
+    p.add_argument(
+        "--auth-registry",
+        action="append",
+        default=[],
+        metavar="ID[;PROVIDER[;SERVICE]]",
+        help="an authorisation register holding the party's policies (for one service "
+        "provider / service only when given)",
+    )
     p.set_defaults(func=cmd_registry_add)
     p = rsub.add_parser("status", help="set a party's adherence status (e.g. Revoked)")
     _config_arg(p)
@@ -768,9 +783,28 @@ def cmd_registry_add(args: argparse.Namespace) -> int:
         status=args.status,
         roles=args.role or ["ServiceConsumer", "ServiceProvider"],
         capability_url=args.capability_url,
+        also_known_as=args.also_known_as,
+        auth_registries=[_auth_registry(v) for v in args.auth_registry],
     )
     print(f"registered {args.party_id} ({args.status})")
     return 0
+
+
+def _auth_registry(value: str):
+    """`ID[;PROVIDER[;SERVICE]]` -> an AuthRegistry (ids checked)."""
+    from trust.pki import validate_party_id
+    from trust.registry import AuthRegistry
+
+    parts = value.split(";")
+    if len(parts) > 3 or not parts[0]:
+        raise CliError(f"--auth-registry {value!r}: use ID[;SERVICE_PROVIDER[;SERVICE]]")
+    validate_party_id(parts[0])
+    provider = parts[1] if len(parts) > 1 else ""
+    if provider:
+        validate_party_id(provider)
+    return AuthRegistry(
+        parts[0], service_provider=provider, service=parts[2] if len(parts) > 2 else ""
+    )
 
 
 def cmd_registry_status(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ the scheme's 2.x client, talks to the same registry.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from nodeproc import (
 REGISTRY = "EU.EORI.NL000000100"
 BUILDER = "did:ishare:EU.NL.NTRNL-10000101"  # a 3.0-style id
 RENOVATOR = "EU.EORI.NL000000102"
+ALIAS = "did:web:builder.example.com"
 JSON = "application/sparql-results+json"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
 
@@ -81,10 +83,12 @@ def world(
     )
     edit_config(renovator, {"trust": {"registry_version": "2.1"}})
     for party, name, config in ((BUILDER, "Builder", builder), (RENOVATOR, "Renovator", renovator)):
+        more = ["--also-known-as", ALIAS, "--auth-registry", f"{REGISTRY};{BUILDER};sparql"]
         dsgo(
             *("registry", "add", "--config", registry_cfg, "--party-id", party, "--name", name),
             *("--cert", config.parent / "keys" / "node.cert.pem"),
             *("--capability-url", f"{base_of(config)}/capabilities"),
+            *(more if party == BUILDER else []),
         )
     b_url, r_url = base_of(builder), base_of(renovator)
     _load(builder, "bim", f'<{b_url}/id/space/1> <{RDFS}label> "Space 1" .\n', root)
@@ -187,3 +191,43 @@ def test_python_ishare_against_the_registry(world: World) -> None:
     client.verify_ca_certificate(json_web_token=create_client_assertion(identity, REGISTRY))
     with pytest.raises(python_ishare.clients.ISHAREPartyStatusInvalid):
         client.verify_party(party_eori="EU.EORI.NL000000999")
+
+
+def test_registry_finds_the_builder_by_its_alias(world: World) -> None:
+    """`dsgo registry add --also-known-as --auth-registry`, read back through the 3.0 API."""
+    client = trust_client(world.renovator)
+    try:
+        resp = client.request(
+            "GET", f"{world.registry.base_url}/v3", f"/parties/{ALIAS}", party_id=REGISTRY
+        )
+    finally:
+        client.close()
+    assert resp.status_code == 200, resp.text
+    token = resp.json()["partyToken"]
+    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    info = payload["partyInfo"]
+    assert info["id"] == BUILDER and info["alsoKnownAs"] == [ALIAS]
+    [register] = [c for c in info["claims"] if c["type"] == "authRegistry"]
+    assert (register["authRegistryId"], register["serviceProviderPartyId"]) == (REGISTRY, BUILDER)
+    assert register["serviceIdentifier"] == "sparql"
+
+
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--also-known-as", "did:web:x", "did:web"),
+        ("--auth-registry", "EU.EORI.NL000000100;a;b;c", "ID[;SERVICE_PROVIDER[;SERVICE]]"),
+        ("--auth-registry", "EU.EORI.NL000000100;not-an-id", "not an EORI"),
+    ],
+)
+def test_registry_add_refuses_bad_ids(world: World, flag: str, value: str, message: str) -> None:
+    proc = dsgo(
+        *("registry", "add", "--config", world.registry_cfg, "--party-id", "EU.EORI.NL000000109"),
+        *("--name", "X", "--cert", world.renovator.parent / "keys" / "node.cert.pem"),
+        flag,
+        value,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
