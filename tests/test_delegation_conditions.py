@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from trust.conditions import InvalidCondition, check_tree, explain, holds, parse_context
-from trust.delegation import InvalidMask, InvalidPolicy, Policy, decide, evaluate, validate_evidence
+from trust.delegation import (
+    InvalidMask,
+    InvalidPolicy,
+    Policy,
+    decide,
+    evaluate_mask,
+    validate_evidence,
+)
 
 ISSUER = "did:ishare:EU.NL.NTRNL-10000005"
 SUBJECT = "did:ishare:EU.NL.NTRNL-10000001"
@@ -94,7 +101,7 @@ def mask(context: dict[str, Any] | None) -> dict[str, Any]:
 
 def effect(evidence: dict[str, Any], context: dict[str, Any] | None) -> str:
     policy = Policy("p1", validate_evidence(evidence))
-    out = evaluate(mask(context), [policy], NOW)
+    out = evaluate_mask(mask(context), [policy], NOW)
     return out["delegationEvidence"]["policySets"][0]["policies"][0]["rules"][0]["effect"]
 
 
@@ -220,7 +227,7 @@ def test_trees_are_bounded() -> None:
 )
 def test_bad_mask_context_is_a_400(context: Any, message: str) -> None:
     with pytest.raises(InvalidMask, match=message):
-        evaluate(mask(context), [Policy("p", validate_evidence(spec_evidence()))], NOW)
+        evaluate_mask(mask(context), [Policy("p", validate_evidence(spec_evidence()))], NOW)
 
 
 def test_decide_grants_only_where_conditions_hold() -> None:

@@ -30,7 +30,6 @@ Context = Mapping[str, str]
 class InvalidCondition(TrustError):
     """A condition tree or a request context that cannot be evaluated (HTTP 400)."""
 
-    status = 400
     error = "invalid_request"
 
     def __init__(self, description: str) -> None:
