@@ -28,6 +28,7 @@ from node.routes.catalog import catalog_routes
 from node.routes.datasets import dataset_routes
 from node.routes.delegation import delegation_routes
 from node.routes.follow import follow_routes
+from node.routes.ishare3 import ishare3_routes
 from node.routes.resources import resource_routes
 from node.routes.sparql import sparql_routes
 from node.routes.trust import trust_routes
@@ -71,10 +72,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
+    trust = trust_routes(rt.layer, on_token=_token_recorder(rt))
+    token_route = next(r for r in trust if r.path == "/connect/token")
     routes: list[Route] = [
         Route("/healthz", _health(rt), methods=["GET"]),
         Route("/", _home(rt), methods=["GET"]),
-        *trust_routes(rt.layer, on_token=_token_recorder(rt)),
+        *trust,
+        *ishare3_routes(rt.layer, rt.register, rt.enforcer, token_route),
         *resource_routes(rt),
         *sparql_routes(rt),
         *catalog_routes(rt),

@@ -101,6 +101,7 @@ class Settings:
     limits: QueryLimits = field(default_factory=lambda: QueryLimits())
     federation_endpoints: dict[str, str] = field(default_factory=dict)  # base URL -> party id
     authorisation_registers: tuple[str, ...] = ()
+    registry_version: str = "auto"  # iSHARE version spoken with the registry: auto, 2.1, 3.0
     audit_checkpoint_every: int = 100
     audit_checkpoint_seconds: float = 1.0
     audit_witness_url: str | None = None
@@ -355,6 +356,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         ),
         federation_endpoints=dict(endpoints),
         authorisation_registers=tuple(registers),
+        registry_version=_registry_version(trust),
         audit_checkpoint_every=_int(audit, "audit.checkpoint_every", 100, 1, 1_000_000),
         audit_checkpoint_seconds=_float(audit, "audit.checkpoint_seconds", 1.0),
         audit_witness_url=witness_url,
@@ -485,3 +487,11 @@ def _flag(section: dict[str, Any], key: str, default: bool) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")  # DSGO_* environment values are strings
     raise ConfigError(f"{key}: must be true or false, got {value!r}")
+
+
+def _registry_version(trust: dict) -> str:
+    """trust.registry_version: `auto` (ask the registry once), `2.1` or `3.0`."""
+    value = str(trust.get("registry_version", "auto"))
+    if value not in ("auto", "2.1", "3.0"):
+        raise ConfigError(f"trust.registry_version: must be auto, 2.1 or 3.0, not {value!r}")
+    return value

@@ -33,6 +33,8 @@ MAX_EXAMPLES = 20
 # problem is the right answer to most generated values; there (only) that one check is off.
 NO_POSITIVE_ACCEPTANCE = {
     "POST /connect/token": "needs a client assertion signed by a registered party's key",
+    "POST /v3/connect/token": "needs a client assertion signed by a registered party's key",
+    "POST /v3/delegation": "previousSteps must hold client assertions signed by the subject",
     "GET /sparql": "the query must be SPARQL 1.1 text",
     "POST /sparql": "the query must be SPARQL 1.1 text",
     "PUT /admin/datasets/{name}": "the body must parse as RDF in its content type",
