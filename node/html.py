@@ -50,7 +50,7 @@ DEFAULT_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 SCRIPT_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
+    "base-uri 'none'"
 )
 _MEDIA_NAMES = {
     "application/ld+json": "JSON-LD",
@@ -444,7 +444,8 @@ _STYLE = (
     "h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.6rem 0 .4rem}"
     ".iri,.alt{color:#4a5868;font-size:.9rem;word-break:break-all}"
     "table{border-collapse:collapse;width:100%;background:#fff}"
-    "th,td{text-align:left;vertical-align:top;padding:.35rem .6rem;border-bottom:1px solid #e2e6ea}"
+    "th,td{text-align:left;vertical-align:top;padding:.35rem .6rem;border-bottom:1px solid #e2e6ea;"
+    "overflow-wrap:anywhere}"
     "tbody th{font-weight:600;white-space:nowrap;width:1%}thead th{background:#eef1f4}"
     "td ul{margin:0;padding-left:1.1rem}a{color:#0b5cad}"
     ".note{color:#6b7785;font-size:.8em}.empty{color:#6b7785}"
