@@ -176,7 +176,7 @@ def person(browser, world: World, party: str | None, node: str):
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=False)
 
 
 def fetch_status(page, href: str) -> tuple[int, str]:

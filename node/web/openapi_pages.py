@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from node.config import PARTY_ID
+from node.web.policy_page import ACTIONS
+
 _HTML = "text/html"
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
@@ -19,15 +22,14 @@ def _param(name: str, where: str = "query", **schema: Any) -> dict[str, Any]:
 
 
 def _form(*fields: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    properties: dict[str, Any] = {f: {"type": "string"} for f in fields}
+    for name in required:
+        properties[name] = {"type": "string", "minLength": 1, "pattern": r"\S"}
     return {
         "required": True,
         "content": {
             _FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": list(required),
-                    "properties": {f: {"type": "string"} for f in fields},
-                }
+                "schema": {"type": "object", "required": list(required), "properties": properties}
             }
         },
     }
@@ -43,7 +45,11 @@ def add_pages(
         "get": op(
             "building overview of an IFC dataset (storeys, spaces, envelope with units)",
             {"200": ("page", _PAGE)},
-            {"403": "no policy lets the caller read the dataset", "503": ""},
+            {
+                "403": "no policy lets the caller read the dataset",
+                "404": "no such dataset",
+                "503": "",
+            },
             params=[dataset_name],
         )
     }
@@ -54,7 +60,11 @@ def add_pages(
             params=[_param("query")],
         )
     }
-    explain = [_param(n) for n in ("party", "dataset", "resource", "action", "granted", "revoked")]
+    explain = [
+        _param("party", pattern=f"^(?:{PARTY_ID.pattern.strip('^$')})?$"),
+        _param("action", enum=["", *ACTIONS]),
+        *(_param(n) for n in ("dataset", "resource", "granted", "revoked")),
+    ]
     paths["/ui/policies"] = {
         "get": op(
             "steward's page: policies, grant and revoke forms, the explanation of a decision",
@@ -109,14 +119,29 @@ def add_pages(
             {"200": ("page", _PAGE)},
             {"400": "a bad filter or IRI", "403": "no audit grant", "503": ""},
             params=[
-                _param(n) for n in ("since", "until", "party", "kind", "limit", "verify", "iri")
+                *(_param(n) for n in ("since", "until", "party", "kind", "verify", "iri")),
+                _param("limit", pattern="^(?:0*[1-9][0-9]*)?$"),
             ],
         )
     }
     paths["/static/{path}"] = {
         "get": op(
             "the node's own browser assets (vendored at build time; nothing from other hosts)",
-            {"200": ("the file", {"text/javascript": {}, "text/css": {}, "image/png": {}})},
+            {
+                "200": (
+                    "the file",
+                    {
+                        m: {}
+                        for m in (
+                            "text/javascript",
+                            "text/css",
+                            "image/png",
+                            "text/plain",
+                            "application/octet-stream",
+                        )
+                    },
+                )
+            },
             {"404": "no such asset"},
             secure=False,
             params=[_param("path", "path", minLength=1)],

@@ -38,6 +38,8 @@ async def policies_page(request: Request, rt: Runtime) -> Response:
         rt.enforcer.authorize, caller, ADMIN, POLICIES, operation="policies_page"
     )
     params = request.query_params
+    if params.get("action") and params["action"] not in ACTIONS:
+        raise BadRequest(f"action: one of {', '.join(ACTIONS)}", code="invalid_request")
     explanation = None
     if params.get("party"):
         explanation = await run_in_threadpool(_explain, rt, dict(params))
