@@ -1,6 +1,7 @@
 """Readable, self-contained HTML for a resource and for simple listings such as the catalog.
 
-Every string from data is escaped here; callers hand over structured rows, never HTML.
+Every string from data is escaped here; callers hand over structured rows, never HTML (the
+node's page builders in node/web may add a `Fragment` they built with every value escaped).
 Only http(s), path-relative and fragment links are made clickable (no ``javascript:`` hrefs).
 The node's own pages (``local=True``) link only inside the node (relative paths), load their
 scripts and styles from ``/static/`` and name no other origin at all.
