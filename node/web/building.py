@@ -145,7 +145,7 @@ async def read_overview(rt: Runtime, caller: Caller, dataset: str) -> Overview:
         caller,
         PREFIXES
         + f"""SELECT ?s ?p ?v ?u WHERE {{ VALUES ?p {{ {_VALUES} }}
-             ?s ?p ?q . ?q qudt:numericValue ?v ; qudt:unit ?u }}""",
+             ?s ?p ?q . ?q qudt:numericValue ?v ; qudt:unit ?u }} ORDER BY ?s ?p ?q""",
         graphs,
     )
     overview = build_overview(
