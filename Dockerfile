@@ -17,7 +17,8 @@ COPY node ./node
 COPY trust ./trust
 COPY connectors ./connectors
 COPY vocab ./vocab
-RUN pip install .
+# The postgres extra (psycopg) for state.backend = "postgresql", as compose's builder hosts use.
+RUN pip install ".[postgres]"
 
 # The demo's source data (IFC model, BAG extract, sensor readings) for the compose `setup` service.
 COPY examples ./examples

@@ -18,9 +18,11 @@ MODULES = (
     "bench_trust",
     "bench_jsonld",
     "bench_audit",
+    "bench_state",
     "bench_enforcement",
     "bench_connectors",
     "bench_ids",
+    "bench_void",
 )
 
 
@@ -127,6 +129,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ids.get("target_ratio", 1.3),
         False,
         f"vs ifctester without its reporter: {ids.get('ratio_vs_validate_only')}",
+    )
+    void = results.get("bench_void", {})
+    add(
+        "VoID + service description served / point query",
+        void.get("ratio"),
+        void.get("target_ratio", 1.0),
+        False,
+        f"first computation {void.get('cold_ms')} ms for {void.get('triples')} triples",
     )
     fed = results.get("bench_federation", {})
     for key, value in flatten(fed):

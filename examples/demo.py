@@ -168,6 +168,7 @@ def _setup(
             "--capability-url",
             f"http://127.0.0.1:{party.port}/capabilities",
         )
+    _catalog_settings(builder)
     _banner("Builder: the duplex IFC model (as an ILS-ready IFC4 model) and the BAG extract")
     model = _builder_model(builder)
     _dsgo(
@@ -211,6 +212,36 @@ def _setup(
         "--config",
         renovator.config,
     )
+
+
+BUILDER_CATALOG = """[catalog]
+advertise = ["bag"]
+description = "Building data of Bouwbedrijf De Bouwer: its IFC models and a BAG extract."
+license = "http://creativecommons.org/licenses/by/4.0/"
+access_rights = "restricted"
+contact_email = "data@bouwer.example"
+language = "nl"
+
+[catalog.datasets.bim]
+title = "Duplex, IFC model for the building permit"
+description = "The duplex as an IFC4 model made ready for the ILS Omgevingsvergunning, as BOT linked data."
+keywords = ["BIM", "IFC", "BOT"]
+
+[catalog.datasets.bag]
+title = "BAG extract"
+description = "Buildings (panden) from the Basisregistratie Adressen en Gebouwen (Kadaster)."
+license = "https://creativecommons.org/publicdomain/zero/1.0/"
+access_rights = "public"
+"""
+
+
+def _catalog_settings(builder: Party) -> None:
+    """The builder's statements for its DCAT-AP catalog: licences, access rights, descriptions."""
+    config = Path(builder.config)
+    text = config.read_text(encoding="utf-8")
+    start = text.index("[catalog]")
+    end = text.index("\n[", start + 1) + 1
+    config.write_text(text[:start] + BUILDER_CATALOG + text[end:], encoding="utf-8")
 
 
 def _grant(builder: Party, renovator: Party, auditor: Party) -> None:

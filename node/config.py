@@ -7,8 +7,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from vocab.iris import DATASET_NAME, dataset_iri
+
+if TYPE_CHECKING:
+    from node.catalog_settings import CatalogSettings
 
 DEFAULT_CONFIG = "node.toml"
 PARTY_ID = re.compile(
@@ -45,7 +50,7 @@ class CheckConfig:
 
 CHECK_KINDS = ("ids",)
 _CHECK_KEYS = {"kind", "dataset", "ids", "report", "strict"}
-_DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # node/iri.py's rule
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # state.schema: a plain PostgreSQL identifier
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,15 @@ class Settings:
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
+    catalog: CatalogSettings = field(default_factory=lambda: _catalog_settings({}))
+    state_backend: str = (
+        "sqlite"  # "sqlite" | "postgresql": replay cache, token keys, policies, registry
+    )
+    state_dsn: str | None = None
+    state_schema: str = "dsgo"
+    state_statement_timeout: float = 5.0
+    state_key_rotation: float = 7 * 24 * 3600.0
+    state_pool_size: int = 8
 
     @property
     def store_dir(self) -> Path:
@@ -111,7 +125,7 @@ class Settings:
         return self.data_dir / "state.sqlite"
 
     def dataset_iri(self, name: str) -> str:
-        return f"{self.base_iri}/dataset/{name}"
+        return dataset_iri(self.base_iri, name)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
@@ -155,6 +169,7 @@ _SECTIONS = {
     "catalog",
     "query",
     "federation",
+    "state",
 }
 
 
@@ -209,10 +224,37 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     severity = str(sync.get("shacl_severity", "Violation"))
     if severity not in ("Violation", "Warning", "Info"):
         raise ConfigError("sync.shacl_severity: must be Violation, Warning or Info")
-    audit_backend = str(audit.get("backend", "sqlite"))
+    state = _section(raw, "state")
+    state_backend = str(state.get("backend", "sqlite"))
+    if state_backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"state.backend: must be 'sqlite' or 'postgresql', got {state_backend!r}")
+    state_dsn = state.get("dsn") or None
+    if state_backend == "postgresql" and not (
+        isinstance(state_dsn, str) and state_dsn.startswith(("postgresql://", "postgres://"))
+    ):
+        raise ConfigError(
+            "state.dsn: required when state.backend = 'postgresql', a postgresql:// URL"
+        )
+    state_schema = str(state.get("schema", "dsgo"))
+    if not _SCHEMA.fullmatch(state_schema):
+        raise ConfigError(
+            f"state.schema: lowercase letters, digits and _ (at most 63), got {state_schema!r}"
+        )
+    state_timeout = _float(state, "state.statement_timeout", 5.0)
+    if not 0.05 <= state_timeout <= 600:
+        raise ConfigError(
+            f"state.statement_timeout: seconds from 0.05 to 600, got {state_timeout!r}"
+        )
+    key_rotation = _float(state, "state.key_rotation", 7 * 24 * 3600.0)
+    if key_rotation < 60:
+        raise ConfigError(f"state.key_rotation: at least 60 seconds, got {key_rotation!r}")
+    # With the shared state the audit log joins it, unless [audit] says otherwise.
+    audit_backend = str(
+        audit.get("backend", "postgresql" if state_backend == "postgresql" else "sqlite")
+    )
     if audit_backend not in ("sqlite", "postgresql"):
         raise ConfigError("audit.backend: must be 'sqlite' or 'postgresql'")
-    if audit_backend == "postgresql" and not audit.get("dsn"):
+    if audit_backend == "postgresql" and not audit.get("dsn") and state_backend != "postgresql":
         raise ConfigError("audit.dsn: required when audit.backend = 'postgresql'")
 
     sources = []
@@ -308,7 +350,20 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         audit_witness_url=witness_url,
         audit_witness_party_id=witness_party,
         checks=checks,
+        catalog=_catalog_settings(catalog),
+        state_backend=state_backend,
+        state_dsn=state_dsn,
+        state_schema=state_schema,
+        state_statement_timeout=state_timeout,
+        state_key_rotation=key_rotation,
+        state_pool_size=_int(state, "state.pool_size", 8, 1, 256),
     )
+
+
+def _catalog_settings(section: dict[str, Any]) -> CatalogSettings:
+    from node.catalog_settings import catalog_settings  # it imports ConfigError from here
+
+    return catalog_settings(section)
 
 
 def _checks(raw: dict[str, Any], root: Path, source_datasets: set[str]) -> tuple[CheckConfig, ...]:
@@ -328,7 +383,7 @@ def _checks(raw: dict[str, Any], root: Path, source_datasets: set[str]) -> tuple
             raise ConfigError(f"{where}.kind: must be one of {list(CHECK_KINDS)}, got {kind!r}")
         for key in ("dataset", "report"):
             value = item.get(key)
-            if not isinstance(value, str) or not _DATASET_NAME.match(value):
+            if not isinstance(value, str) or not DATASET_NAME.match(value):
                 raise ConfigError(
                     f"{where}.{key}: required, a dataset name (lowercase letters, digits, - or _), "
                     f"got {value!r}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from node.config import ConfigError, Settings
 from node.enforcement import Enforcer, decision_event
+from node.state import audit_url, open_policies, open_registry, open_replay, open_token_keys
 from node.store import Store, open_store
 from trust.audit import AuditEvent, AuditLog
 from trust.audit_store import open_audit_store
@@ -110,7 +111,7 @@ def build_directory(
 ) -> tuple[PartyDirectory, Registry | None]:
     """The participant registry as this node sees it: its own (registry role) or a remote one."""
     if "registry" in settings.roles:
-        registry = Registry(settings.data_dir / "registry.sqlite")
+        registry = open_registry(settings)
         return LocalDirectory(registry), registry
     if not settings.registry_url or not settings.registry_party_id:
         raise ConfigError(
@@ -156,20 +157,16 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         registry=registry,
         require_dataspace=DSGO_DATASPACE,
         resolve_party=lambda base: peers.resolve(base).party_id,
+        replay=open_replay(settings),
+        token_keys=open_token_keys(settings),
     )
     audit = AuditLog(
-        open_audit_store(
-            settings.audit_dsn
-            if settings.audit_backend == "postgresql"
-            else str(settings.data_dir / "audit.sqlite")
-        ),
+        open_audit_store(audit_url(settings)),
         identity,
         checkpoint_every=settings.audit_checkpoint_every,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
-    policies = PolicyStore(
-        settings.data_dir / "policies.sqlite", issuer=settings.party_id, base_iri=settings.base_iri
-    )
+    policies = open_policies(settings)
 
     def on_decision(decision: Decision) -> None:
         audit.append(decision_event(decision))

@@ -11,7 +11,7 @@ from trust.errors import InvalidClient, InvalidRequest, InvalidScope, Unsupporte
 from trust.ishare_jwt import MAX_TOKEN_BYTES, verify_client_assertion
 from trust.pki import fingerprint_sha256
 from trust.registry import PartyDirectory
-from trust.replay import ReplayCache
+from trust.state import ReplayStore
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KNOWN_SCOPES = frozenset({"iSHARE", "ishare"})
@@ -34,7 +34,7 @@ def validate_token_request(
     *,
     server_party_id: str,
     directory: PartyDirectory,
-    replay: ReplayCache,
+    replay: ReplayStore,
     require_dataspace: str | None = None,
     now: float | None = None,
 ) -> AuthenticatedClient:

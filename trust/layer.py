@@ -28,6 +28,8 @@ from trust.registry import (
     trusted_list_response,
 )
 from trust.replay import ReplayCache
+from trust.state import ReplayStore, TokenKeyStore
+from trust.token_keys import rsa_jwk, thumbprint
 
 
 class TrustLayer:
@@ -46,7 +48,11 @@ class TrustLayer:
         require_dataspace: str | None = None,
         clock: Any = time.time,
         resolve_party: Any = None,
+        replay: ReplayStore | None = None,
+        token_keys: TokenKeyStore | None = None,
     ) -> None:
+        """`replay` and `token_keys` (e.g. the shared PostgreSQL state) replace the SQLite replay
+        cache at `replay_db_path` and the single key file at `access_token_key_path`."""
         self.resolve_party = resolve_party
         self.identity = identity
         self.trusted_sha256 = {normalise_fingerprint(f) for f in trusted_sha256}
@@ -54,10 +60,15 @@ class TrustLayer:
         self.registry = registry
         self.base_url = base_url.rstrip("/")
         self.require_dataspace = require_dataspace
-        self.replay = ReplayCache(replay_db_path)
-        key = load_or_create_signing_key(access_token_key_path)
-        self.issuer = AccessTokenIssuer(identity.party_id, key)
-        self.verifier = AccessTokenVerifier(identity.party_id, key.public_key(), clock=clock)
+        self.replay: ReplayStore = replay if replay is not None else ReplayCache(replay_db_path)
+        self.token_keys = token_keys
+        if token_keys is not None:
+            self.issuer = AccessTokenIssuer(identity.party_id, keys=token_keys)
+            self.verifier = AccessTokenVerifier(identity.party_id, keys=token_keys, clock=clock)
+        else:
+            key = load_or_create_signing_key(access_token_key_path)
+            self.issuer = AccessTokenIssuer(identity.party_id, key)
+            self.verifier = AccessTokenVerifier(identity.party_id, key.public_key(), clock=clock)
         self._clock = clock
         self._client: TrustClient | None = None
 
@@ -87,6 +98,16 @@ class TrustLayer:
 
     def verify_access_token(self, token: str | None) -> AccessClaims:
         return self.verifier.verify(token)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys this node's access tokens verify with (GET /.well-known/jwks.json)."""
+        if self.token_keys is not None:
+            return self.token_keys.jwks(self._clock())
+        assert self.issuer.key is not None
+        public = self.issuer.key.public_key()
+        return {
+            "keys": [{**rsa_jwk(public), "kid": thumbprint(public), "use": "sig", "alg": "RS256"}]
+        }
 
     def capabilities_response(self, caller: str | None) -> dict[str, str]:
         """`{"capabilities_token": JWT}`; restricted services and aud only for an authenticated caller."""

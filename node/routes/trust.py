@@ -11,7 +11,8 @@ from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
 from node.auth import authenticate, guarded, optional_caller
-from trust.errors import InvalidRequest, MethodNotAllowed, TrustError
+from node.errors import NodeError
+from trust.errors import InvalidRequest, TrustError
 from trust.layer import TrustLayer
 
 MAX_FORM_BYTES = 64 * 1024
@@ -41,7 +42,12 @@ def trust_routes(layer: TrustLayer, on_token: TokenHook | None = None) -> list[R
 
     async def token(request: Request) -> Response:
         if request.method != "POST":
-            raise MethodNotAllowed("method", "use POST for /connect/token")
+            raise NodeError(
+                "use POST for /connect/token",
+                status=405,
+                code="invalid_request",
+                headers={"Allow": "POST", "Cache-Control": "no-store"},
+            )
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
             raise InvalidRequest("content_type", "use application/x-www-form-urlencoded")
@@ -83,7 +89,12 @@ def trust_routes(layer: TrustLayer, on_token: TokenHook | None = None) -> list[R
         body = await run_in_threadpool(layer.trusted_list_response, caller.party_id)
         return JSONResponse(body, headers=_NO_STORE)
 
+    async def jwks(request: Request) -> Response:
+        body = await run_in_threadpool(layer.jwks)
+        return JSONResponse(body, headers={"Cache-Control": "max-age=60"})
+
     routes = [
+        Route("/.well-known/jwks.json", guarded(jwks), methods=["GET"]),
         # Every method reaches `token`, which answers all but POST with 405 and `Allow: POST`
         # (with a method list the router would answer OPTIONS itself, advertising that list).
         Route("/connect/token", AnyMethod(guarded(token))),

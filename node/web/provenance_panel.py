@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.html import Section, Text
-from node.iri import dataset_name, sparql_iri
+from node.iri import sparql_iri
 from node.runtime import Runtime
 from node.signatures import has_current_signature
+from vocab.iris import dataset_name
 
 PROV = "http://www.w3.org/ns/prov#"
 DSGO = "https://w3id.org/dsgo-node/def#"
