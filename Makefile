@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Browser assets (YASGUI, Swagger UI) vendored from npm into package data: no page loads from
+# another host. npm installs into web/node_modules only (never globally).
+ASSETS := node/static/vendor/.installed
 
-.PHONY: all install demo test bench lint format clean
+.PHONY: all install assets demo test bench lint format clean
 
 all: test
 
@@ -18,12 +21,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps 'python-ishare==0.0.3'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(ASSETS): web/package.json web/package-lock.json web/vendor_assets.py
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(PYTHON) web/vendor_assets.py
+	touch $(ASSETS)
 
-demo: $(STAMP)
+assets: $(ASSETS)
+
+install: $(STAMP) $(ASSETS)
+
+demo: $(STAMP) $(ASSETS)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -38,4 +48,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data web/node_modules \
+		node/static/vendor tests/out

@@ -88,6 +88,11 @@ def main() -> int:
                     f"  {party.key:<12} {party.url}   ({party.party_id}, logs: {work / (party.key + '.log')})"
                 )
         print(f"  {'auditor':<12} (no node; config {auditor.config})")
+        print(
+            f"\n  Pages (with a bearer token until the login lands): {builder.url}/ui/building/bim,"
+            f" {renovator.url}/ui/sparql, {builder.url}/ui/policies, {renovator.url}/ui/audit,"
+            f" {builder.url}/docs"
+        )
         if os.environ.get("DEMO_EXIT"):
             return 0
         print("\nServing until Ctrl+C. Try: curl " + builder.url + "/capabilities")

@@ -37,6 +37,8 @@ from node.routes.witness import witness_routes
 from node.runtime import Runtime, build_runtime
 from node.service.warm import Warmer
 from node.sync import make_sync_runner
+from node.web.common import html_response, prefers_html
+from node.web.pages import home_page, web_routes
 from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
 
@@ -68,7 +70,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         title=f"dsgo-node — {settings.party_name}",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs is node.web's: Swagger UI served by the node itself
         redoc_url=None,
     )
     app.state.runtime = rt
@@ -89,6 +91,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         *dataset_routes(rt),
         *follow_routes(rt),
         *witness_routes(rt),
+        *web_routes(rt),
     ]
     app.router.routes.extend(routes)
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
@@ -162,6 +165,8 @@ def _health(rt: Runtime):
 
 def _home(rt: Runtime):
     async def home(request: Request) -> Response:
+        if prefers_html(request):
+            return html_response(home_page(rt))
         base = rt.settings.base_iri
         return JSONResponse(
             {

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from node.config import PARTY_ID, Settings
 from node.negotiation import FORMAT_ALIASES, RDF_TYPES, RESOURCE_TYPES
 from node.openapi_v3 import v3_paths
+from node.web.openapi_pages import add_pages
 from trust.delegation import DSGO, DSGO_FEDERATE, DSGO_QUERY, ISHARE_READ
 
 _BEARER = [{"bearer": []}]
@@ -545,6 +546,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         },
     }
     schema["paths"].update(_more_paths(op, dataset_name, fmt))
+    add_pages(schema, op, dataset_name)
     if "registry" in settings.roles:
         paging = [
             _string_param("eori", description="party id pattern (* wildcard)"),

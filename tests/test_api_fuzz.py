@@ -46,6 +46,9 @@ NO_POSITIVE_ACCEPTANCE = {
     "POST /delegation/policies": "the policy must be one this node can evaluate",
     "POST /audit/witness": "a checkpoint is a JWS signed by the caller; no schema can say that",
     "POST /admin/check": "ids and model must name IDS and IFC files on the node",
+    "GET /ui/policies": "resource must be an RFC 3987 IRI",
+    "POST /ui/policies/grant": "a party id, a dataset name or class IRI, and a date ahead",
+    "GET /ui/audit": "since and until must be ISO 8601 times, iri an RFC 3987 IRI",
 }
 # With the owner's rights this operation acts outside the node; the other personas are refused
 # before it does, and are fuzzed.
