@@ -518,7 +518,7 @@ class Enforcer:
             context=context,
         )
 
-    def describe(
+    def permitted_triples(
         self,
         caller: Caller | str,
         triples: Iterable[ox.Triple | ox.Quad],

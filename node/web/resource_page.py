@@ -53,7 +53,7 @@ def render(
 ) -> bytes:
     """The page for `caller`: one enforcement decision over the resource and its value nodes."""
     items = [*quads, *value_node_quads(rt, iri, quads)]
-    triples = rt.enforcer.describe(caller, items, iri, graphs)
+    triples = rt.enforcer.permitted_triples(caller, items, iri, graphs)
     kept = set(triples)
     holding = sorted({q.graph_name.value for q in items if q.triple in kept})
     labels = labels_for(triples)
