@@ -10,6 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies and the package first, so a change to the examples does not reinstall them.
+# node/static/vendor (the pages' YASGUI and Swagger UI) is made by `make assets` on the host
+# before the build; the image then serves them like the rest of the package data.
 COPY pyproject.toml README.md ./
 COPY node ./node
 COPY trust ./trust

@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The development OpenID Provider (npm oidc-provider), installed from its committed lock file.
 DEVOP := tools/dev-op/node_modules/.package-lock.json
+# Browser assets (YASGUI, Swagger UI) vendored from npm into package data: no page loads from
+# another host. npm installs into web/node_modules only (never globally).
+ASSETS := node/static/vendor/.installed
 
-.PHONY: all install demo test bench lint format clean
+.PHONY: all install assets demo test bench lint format clean
 
 all: test
 
@@ -14,17 +17,28 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# python-ishare (the scheme's 2.x client, tests/test_e2e_ishare_versions.py) pins
+	# cryptography<42, which the node's >=43 excludes; it runs with the newer one, so it is
+	# installed without its pins (its own needs, PyJWT and requests, are in the dev extra).
+	$(BIN)/pip install --quiet --no-deps 'python-ishare==0.0.3'
 	touch $(STAMP)
 
 $(DEVOP): tools/dev-op/package.json tools/dev-op/package-lock.json
 	cd tools/dev-op && npm ci --no-audit --no-fund --loglevel=error
 
-install: $(STAMP) $(DEVOP)
+$(ASSETS): web/package.json web/package-lock.json web/vendor_assets.py
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(PYTHON) web/vendor_assets.py
+	touch $(ASSETS)
 
-demo: $(STAMP) $(DEVOP)
+assets: $(ASSETS)
+
+install: $(STAMP) $(ASSETS) $(DEVOP)
+
+demo: $(STAMP) $(ASSETS) $(DEVOP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP) $(DEVOP)
+test: $(STAMP) $(ASSETS) $(DEVOP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -39,4 +53,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data tools/dev-op/node_modules tests/out
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data web/node_modules \
+		node/static/vendor tests/out tools/dev-op/node_modules

@@ -19,6 +19,7 @@ from node.auth import error_response
 from node.config import Settings
 from node.enforcement import AccessDenied
 from node.errors import NodeError
+from node.exchange import SignedExchangeMiddleware
 from node.login.routes import install_login
 from node.openapi import openapi_schema
 from node.request_log import RequestLog
@@ -28,13 +29,17 @@ from node.routes.catalog import catalog_routes
 from node.routes.datasets import dataset_routes
 from node.routes.delegation import delegation_routes
 from node.routes.follow import follow_routes
+from node.routes.ishare3 import ishare3_routes
 from node.routes.resources import resource_routes
 from node.routes.sparql import sparql_routes
 from node.routes.trust import trust_routes
 from node.routes.void import void_routes
 from node.routes.witness import witness_routes
 from node.runtime import Runtime, build_runtime
+from node.service.warm import Warmer
 from node.sync import make_sync_runner
+from node.web.common import html_response, prefers_html
+from node.web.pages import home_page, web_routes
 from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
 
@@ -49,6 +54,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt.audit.start_keeper(_witness_push(rt))
+        warmer = Warmer(rt).start() if settings.warm_up else None
         task = None
         if run_sync is not None and settings.sync_interval > 0:
             task = asyncio.create_task(_sync_loop(run_sync, settings.sync_interval))
@@ -57,20 +63,25 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         finally:
             if task is not None:
                 task.cancel()
+            if warmer is not None:
+                warmer.stop()
             rt.close()
 
     app = FastAPI(
         title=f"dsgo-node — {settings.party_name}",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs is node.web's: Swagger UI served by the node itself
         redoc_url=None,
     )
     app.state.runtime = rt
+    trust = trust_routes(rt.layer, on_token=_token_recorder(rt))
+    token_route = next(r for r in trust if r.path == "/connect/token")
     routes: list[Route] = [
         Route("/healthz", _health(rt), methods=["GET"]),
         Route("/", _home(rt), methods=["GET"]),
-        *trust_routes(rt.layer, on_token=_token_recorder(rt)),
+        *trust,
+        *ishare3_routes(rt.layer, rt.register, rt.enforcer, token_route),
         *resource_routes(rt),
         *sparql_routes(rt),
         *catalog_routes(rt),
@@ -81,12 +92,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         *dataset_routes(rt),
         *follow_routes(rt),
         *witness_routes(rt),
+        *web_routes(rt),
     ]
     app.router.routes.extend(routes)
     install_login(app, rt)  # /login, sessions, CSRF: only with [[login.providers]]
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
     for exc_type, handler in _HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
+    app.add_middleware(SignedExchangeMiddleware, rt=rt)  # JAdES: verify in, sign out
     if settings.log_requests:
         app.add_middleware(RequestLog)
     return app
@@ -154,6 +167,8 @@ def _health(rt: Runtime):
 
 def _home(rt: Runtime):
     async def home(request: Request) -> Response:
+        if prefers_html(request):
+            return html_response(home_page(rt))
         base = rt.settings.base_iri
         return JSONResponse(
             {

@@ -102,12 +102,14 @@ class Settings:
     limits: QueryLimits = field(default_factory=lambda: QueryLimits())
     federation_endpoints: dict[str, str] = field(default_factory=dict)  # base URL -> party id
     authorisation_registers: tuple[str, ...] = ()
+    registry_version: str = "auto"  # iSHARE version spoken with the registry: auto, 2.1, 3.0
     audit_checkpoint_every: int = 100
     audit_checkpoint_seconds: float = 1.0
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
     login: LoginConfig = field(default_factory=LoginConfig)  # [login]: people (node/login/)
+    warm_up: bool = True  # store.warm_up: merge plans and VoID numbers computed after each load
     catalog: CatalogSettings = field(default_factory=lambda: _catalog_settings({}))
     state_backend: str = (
         "sqlite"  # "sqlite" | "postgresql": replay cache, token keys, policies, registry
@@ -117,6 +119,9 @@ class Settings:
     state_statement_timeout: float = 5.0
     state_key_rotation: float = 7 * 24 * 3600.0
     state_pool_size: int = 8
+    exchange_sign: bool = True  # exchange.sign: JAdES-sign requests to and responses for parties
+    exchange_accept_unsigned: bool = True  # exchange.accept_unsigned: take unsigned peer answers
+    exchange_max_skew: float = 300.0  # exchange.max_skew: seconds a sigT may be off
 
     @property
     def store_dir(self) -> Path:
@@ -173,6 +178,7 @@ _SECTIONS = {
     "federation",
     "login",
     "state",
+    "exchange",
 }
 
 
@@ -196,6 +202,10 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     catalog = _section(raw, "catalog")
     query = _section(raw, "query")
     federation = _section(raw, "federation")
+    exchange = _section(raw, "exchange")
+    for key in ("sign", "accept_unsigned"):
+        if not isinstance(exchange.get(key, True), bool):
+            raise ConfigError(f"exchange.{key}: must be true or false")
 
     base_iri = _require_str(node, "node.base_iri").rstrip("/")
     parts = urlsplit(base_iri)
@@ -330,6 +340,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         query_timeout=_float(store, "store.query_timeout", 10.0),
         max_results=_int(store, "store.max_results", 100_000, 1, 10**9),
         query_slots=_int(store, "store.query_slots", 2, 1, 64),
+        warm_up=_flag(store, "store.warm_up", True),
         key_file=_opt_path(root, identity.get("key")),
         cert_file=_opt_path(root, identity.get("cert")),
         pkcs12_file=_opt_path(root, identity.get("pkcs12")),
@@ -353,6 +364,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         ),
         federation_endpoints=dict(endpoints),
         authorisation_registers=tuple(registers),
+        registry_version=_registry_version(trust),
         audit_checkpoint_every=_int(audit, "audit.checkpoint_every", 100, 1, 1_000_000),
         audit_checkpoint_seconds=_float(audit, "audit.checkpoint_seconds", 1.0),
         audit_witness_url=witness_url,
@@ -366,6 +378,9 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         state_statement_timeout=state_timeout,
         state_key_rotation=key_rotation,
         state_pool_size=_int(state, "state.pool_size", 8, 1, 256),
+        exchange_sign=exchange.get("sign", True),
+        exchange_accept_unsigned=exchange.get("accept_unsigned", True),
+        exchange_max_skew=_float(exchange, "exchange.max_skew", 300.0),
     )
 
 
@@ -471,3 +486,21 @@ def _path(root: Path, value: Any) -> Path:
 
 def _opt_path(root: Path, value: Any) -> Path | None:
     return _path(root, value) if value else None
+
+
+def _flag(section: dict[str, Any], key: str, default: bool) -> bool:
+    """A true/false setting; ConfigError naming the key for anything else."""
+    value = section.get(key.rsplit(".", 1)[1], default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")  # DSGO_* environment values are strings
+    raise ConfigError(f"{key}: must be true or false, got {value!r}")
+
+
+def _registry_version(trust: dict) -> str:
+    """trust.registry_version: `auto` (ask the registry once), `2.1` or `3.0`."""
+    value = str(trust.get("registry_version", "auto"))
+    if value not in ("auto", "2.1", "3.0"):
+        raise ConfigError(f"trust.registry_version: must be auto, 2.1 or 3.0, not {value!r}")
+    return value

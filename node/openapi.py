@@ -16,6 +16,8 @@ from fastapi import FastAPI
 
 from node.config import PARTY_ID, Settings
 from node.negotiation import FORMAT_ALIASES, RDF_TYPES, RESOURCE_TYPES
+from node.openapi_v3 import v3_paths
+from node.web.openapi_pages import add_pages
 from trust.delegation import DSGO, DSGO_FEDERATE, DSGO_QUERY, ISHARE_READ
 
 _BEARER = [{"bearer": []}]
@@ -458,6 +460,10 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     {"200": ("explanation", {_JSON: {"type": "object"}})},
                     params=[
                         _string_param("resource", description="a resource IRI"),
+                        _string_param(
+                            "context",
+                            description="iSHARE 3.0 request context (a JSON object) for conditions",
+                        ),
                         _string_param("dataset", description="a dataset name"),
                         _string_param(
                             "action",
@@ -540,6 +546,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         },
     }
     schema["paths"].update(_more_paths(op, dataset_name, fmt))
+    add_pages(schema, op, dataset_name)
     if "registry" in settings.roles:
         paging = [
             _string_param("eori", description="party id pattern (* wildcard)"),
@@ -580,6 +587,8 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         from node.login.routes import openapi_paths
 
         schema["paths"].update(openapi_paths(op, _string_param))
+    schema["paths"]["/v3/connect/token"] = schema["paths"]["/connect/token"]  # the same endpoint
+    schema["paths"].update(v3_paths(op, registry="registry" in settings.roles))
     app.openapi_schema = schema
     return schema
 

@@ -31,8 +31,8 @@ from trust.registry import (
     LocalDirectory,
     PartyDirectory,
     Registry,
-    RegistryClient,
 )
+from trust.registry_v3 import VersionedRegistryClient
 from trust.witness import WitnessStore
 
 
@@ -118,12 +118,13 @@ def build_directory(
             "trust.registry_url and trust.registry_party_id: required unless node.roles "
             "includes 'registry'"
         )
-    client = RegistryClient(
+    client = VersionedRegistryClient(
         settings.registry_url,
         settings.registry_party_id,
         roots,
         identity,
         cache_seconds=settings.registry_cache_seconds,
+        version=settings.registry_version,
     )
     return client, None
 

@@ -238,7 +238,7 @@ def test_revocation_takes_effect_on_next_request(store, policies, enforcer, deci
     policies.revoke(pid)
     with pytest.raises(AccessDenied) as info:
         enforcer.query(store, ABC, "SELECT ?o WHERE { ?s ?p ?o }")
-    assert info.value.status == 403
+    assert info.value.error == "access_denied"
     assert [d.effect for d in decisions] == ["Permit", "Deny"]
     assert decisions[0].policy_ids == (pid,) and decisions[0].party == ABC
 
@@ -271,7 +271,7 @@ def test_describe_with_audit_and_explanation(store, policies, enforcer, decision
     subject = f"{BASE}/id/building/1"
     quads = list(store.quads(subject=subject, graphs=[IFC, SECRET]))
     with pytest.raises(AccessDenied) as info:
-        enforcer.describe(ABC, quads, subject, [IFC, SECRET])
+        enforcer.permitted_triples(ABC, quads, subject, [IFC, SECRET])
     assert info.value.explanation["rule"] == "no policy applies (deny by default)"
     other = policies.grant(OTHER, dataset="*")
     pid = policies.grant(
@@ -280,13 +280,13 @@ def test_describe_with_audit_and_explanation(store, policies, enforcer, decision
         deny=[{"resource": {"type": f"{BOT}Building", "identifiers": [subject]}}],
     )
     with pytest.raises(AccessDenied) as info:
-        enforcer.describe(ABC, quads, subject, [IFC, SECRET])
+        enforcer.permitted_triples(ABC, quads, subject, [IFC, SECRET])
     explanation = info.value.explanation
     assert explanation["rule"] == f"policy {pid}: Deny rule"
     assert [p["id"] for p in explanation["policies"]] == [pid]
     assert other not in str(explanation)
     policies.grant(ABC, dataset="ifc")
-    kept = enforcer.describe(ABC, quads, subject, [IFC, SECRET])
+    kept = enforcer.permitted_triples(ABC, quads, subject, [IFC, SECRET])
     assert kept and all(t.predicate.value != f"{PROPS}owner" for t in kept)
     assert [d.effect for d in decisions] == ["Deny", "Deny", "Permit"]
     assert decisions[-1].target == subject

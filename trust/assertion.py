@@ -80,7 +80,7 @@ def validate_token_request(
         REPLAY_NAMESPACE, verified.issuer, verified.claims["jti"], verified.claims["exp"], now
     )
     return AuthenticatedClient(
-        party_id=client_id,
+        party_id=party.party_id,  # the registered id, also when the client used an alsoKnownAs id
         jti=verified.claims["jti"],
         scope=" ".join(scopes),
         certificate_sha256=fingerprint_sha256(verified.leaf),

@@ -56,6 +56,7 @@ KINDS = frozenset(
         "login_refused",
         "logout",
     }
+    | {"receipt", "receipt_refused"}  # signed exchanges kept / refused (node/exchange.py)
 )
 CHECKPOINT_TYP = "dsgo-audit-checkpoint+jws"
 log = logging.getLogger("dsgo.audit")

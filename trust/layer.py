@@ -17,6 +17,7 @@ from trust.assertion import AuthenticatedClient, validate_token_request
 from trust.capabilities import capabilities_info
 from trust.client import TrustClient
 from trust.errors import InvalidRequest, NotFound
+from trust.ishare3 import check_v21_party_query, v21_filters
 from trust.ishare_jwt import create_signed_response
 from trust.pki import PartyIdentity, normalise_fingerprint
 from trust.registry import (
@@ -129,6 +130,7 @@ class TrustLayer:
         parties endpoint does.
         """
         registry = self._require_registry()
+        check_v21_party_query(query)
         pattern = query.get("eori") or query.get("id") or query.get("party_id")
         name = query.get("name")
         try:
@@ -144,6 +146,7 @@ class TrustLayer:
             name=name if name and name != "*" else None,
             active_only=active_only,
         )
+        parties = [p for p in parties if v21_filters(p, query)]
         return parties_response(
             self.identity, parties, caller, page=page, page_size=page_size, now=self._clock()
         )

@@ -256,6 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", default="Active", choices=["Active", "Pending", "NotActive", "Revoked"]
     )
     p.add_argument("--capability-url")
+    p.add_argument(
+        "--also-known-as",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="another id of the party (iSHARE 3.0 alsoKnownAs: did:web:..., did:ishare:...)",
+    )
+    p.add_argument(
+        "--auth-registry",
+        action="append",
+        default=[],
+        metavar="ID[;PROVIDER[;SERVICE]]",
+        help="an authorisation register holding the party's policies (for one service "
+        "provider / service only when given)",
+    )
     p.set_defaults(func=cmd_registry_add)
     p = rsub.add_parser("status", help="set a party's adherence status (e.g. Revoked)")
     _config_arg(p)
@@ -334,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("-n", type=int, default=20)
     p.set_defaults(func=cmd_audit_tail)
+    from node.cli import receipts
+
+    receipts.add_parser(asub, _config_arg)
     return parser
 
 

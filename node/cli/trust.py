@@ -77,9 +77,27 @@ def cmd_registry_add(args: argparse.Namespace) -> int:
         status=args.status,
         roles=args.role or ["ServiceConsumer", "ServiceProvider"],
         capability_url=args.capability_url,
+        also_known_as=args.also_known_as,
+        auth_registries=[_auth_registry(v) for v in args.auth_registry],
     )
     print(f"registered {args.party_id} ({args.status})")
     return 0
+
+
+def _auth_registry(value: str):
+    """`ID[;PROVIDER[;SERVICE]]` -> an AuthRegistry (ids checked)."""
+    from trust.pki import validate_party_id
+    from trust.registry import AuthRegistry
+
+    parts = value.split(";")
+    if len(parts) > 3 or not parts[0]:
+        raise CliError(f"--auth-registry {value!r}: use ID[;SERVICE_PROVIDER[;SERVICE]]")
+    validate_party_id(parts[0])
+    provider = parts[1] if len(parts) > 1 else ""
+    if provider:
+        validate_party_id(provider)
+    service = parts[2] if len(parts) > 2 else ""
+    return AuthRegistry(parts[0], service_provider=provider, service=service)
 
 
 def cmd_registry_status(args: argparse.Namespace) -> int:

@@ -41,16 +41,26 @@ def catalog_routes(rt: Runtime) -> list[Route]:
 
 
 def _html(rt: Runtime, datasets: list[DatasetInfo]) -> bytes:
+    # Paths, not the absolute IRIs: they stay on this node's pages, with the browser's login.
     rows = [
-        [Link(d.name, d.graph), str(d.triples), d.modified.isoformat() if d.modified else ""]
+        [
+            Link(d.name, f"/dataset/{d.name}", d.graph),
+            str(d.triples),
+            d.modified.isoformat() if d.modified else "",
+        ]
         for d in datasets
     ]
     sections = [
         Section(
             "Services",
-            [["SPARQL endpoint", Link("/sparql", f"{rt.settings.base_iri}/sparql")]],
+            [["SPARQL endpoint", Link("/sparql", "/ui/sparql", f"{rt.settings.base_iri}/sparql")]],
             ("service", "URL"),
         ),
         Section("Datasets you may read", rows, ("dataset", "triples", "modified")),
     ]
-    return render_page(f"{rt.settings.party_name} — catalog", sections)
+    alternates = {
+        "application/ld+json": "/catalog?format=jsonld",
+        "text/turtle": "/catalog?format=ttl",
+        "application/n-triples": "/catalog?format=nt",
+    }
+    return render_page(f"{rt.settings.party_name} — catalog", sections, alternates, nav=True)

@@ -19,6 +19,7 @@ import pyoxigraph as ox
 
 from node.enforcement import Caller, decision_event
 from node.errors import ProtocolError
+from node.exchange import exchange_for
 from node.negotiation import (
     RDF_TYPES,
     RESULTS_TYPES,
@@ -175,6 +176,7 @@ def evaluate(
     calls: list[AuditEvent] | None = None,
     scope_seen: list[Scope] | None = None,
     guarded: bool = False,
+    receipts: list[str] | None = None,
 ) -> Any:
     """Run a query for `caller`: policy-scoped locally, SERVICE parts at vouched peer nodes.
 
@@ -183,6 +185,8 @@ def evaluate(
     for this node's party. Nothing fetched is written to the store. `for_datasets` names the
     datasets the answer is computed for (a derivation), recorded with each remote call. With
     `decisions` / `calls`, audit entries are collected for the caller to write in one go.
+    Each remote answer is verified and kept as a receipt (node/exchange.py); `receipts` collects
+    their ids.
     """
     if not guarded:
         check_length(text_of(query), rt.settings.limits)
@@ -209,12 +213,21 @@ def evaluate(
         for s in plan.services
     }
     client = rt.layer.client()
+    exchange = exchange_for(rt)
 
     def local(text: str) -> Any:
         return enforcer.run_scoped(rt.store, text, scope, data_version=rt.store.version())
 
     def fetch(endpoint: str, text: str, timeout: float) -> federation.RemoteSolutions:
-        return post_sparql(client, peers[endpoint], text, timeout)
+        return post_sparql(
+            client,
+            peers[endpoint],
+            text,
+            timeout,
+            exchange=exchange,
+            datasets=for_datasets,
+            receipts=receipts,
+        )
 
     reports: list[federation.SourceReport] = []
     try:
