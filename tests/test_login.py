@@ -495,3 +495,28 @@ def test_cli_errors_are_one_line(tmp_path: Path, node: LoginNode) -> None:
     refused = dsgo("datasets", "--config", bad, check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "login.people[0].role" in refused.stderr
+
+
+def test_the_stewards_page_works_with_a_session(node: LoginNode) -> None:
+    """The pages (node/web) take the session like a token; their forms carry its CSRF token."""
+    steward, rita = Person(node.base), Person(node.base)
+    try:
+        steward.login("steward")
+        page = steward.http.get(f"{node.base}/ui/policies", headers={"Accept": "text/html"})
+        assert page.status_code == 200, page.text[:300]
+        assert f'name="csrf_token" value="{steward.csrf()}"' in page.text
+        before = len(_policies(node))
+        form = {"party": RENOVATOR, "target": "dataset", "dataset": "*"}
+        refused = steward.http.post(f"{node.base}/ui/policies/grant", data=form)
+        assert refused.status_code == 403 and len(_policies(node)) == before
+        done = steward.http.post(
+            f"{node.base}/ui/policies/grant", data={**form, "csrf_token": steward.csrf()}
+        )
+        assert done.status_code == 303, done.text[:300]
+        assert len(_policies(node)) == before + 1
+        rita.login("rita")
+        other = rita.http.get(f"{node.base}/ui/policies", headers={"Accept": "text/html"})
+        assert other.status_code == 403
+    finally:
+        steward.close()
+        rita.close()
