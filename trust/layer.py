@@ -46,8 +46,10 @@ class TrustLayer:
         require_dataspace: str | None = None,
         clock: Any = time.time,
         resolve_party: Any = None,
+        client_timeout: Any = 10.0,
     ) -> None:
         self.resolve_party = resolve_party
+        self.client_timeout = client_timeout  # seconds or an httpx.Timeout, for outbound calls
         self.identity = identity
         self.trusted_sha256 = {normalise_fingerprint(f) for f in trusted_sha256}
         self.directory = directory
@@ -147,6 +149,7 @@ class TrustLayer:
                 self.trusted_sha256,
                 clock=self._clock,
                 resolve_party=self.resolve_party,
+                timeout=self.client_timeout,
             )
         return self._client
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from node.auth import optional_caller
+from node.enforcement import Caller
 from node.html import Link, Section, render_page
 from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type, serialise_triples
 from node.runtime import Runtime
@@ -32,9 +33,7 @@ def catalog_routes(rt: Runtime) -> list[Route]:
         media = choose(
             request.headers.get("accept"), RESOURCE_TYPES, request.query_params.get("format")
         )
-        datasets = await run_in_threadpool(
-            visible_datasets, rt, caller.party_id if caller else None
-        )
+        datasets = await run_in_threadpool(_listed, rt, caller)
         triples = catalog_triples(rt, datasets)
         if caller is not None:
             triples += offer_triples(rt, datasets)
@@ -49,6 +48,15 @@ def catalog_routes(rt: Runtime) -> list[Route]:
         )
 
     return [Route("/catalog", catalog, methods=["GET", "HEAD"])]
+
+
+def _listed(rt: Runtime, caller: Caller | None) -> list[DatasetInfo]:
+    """The caller's datasets; an authenticated read is audited (one entry per request)."""
+    if caller is None:
+        return []
+    datasets = visible_datasets(rt, caller.party_id)
+    rt.enforcer.catalog_read(caller, [d.graph for d in datasets])
+    return datasets
 
 
 def visible_datasets(rt: Runtime, caller: str | None) -> list[DatasetInfo]:
