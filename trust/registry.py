@@ -27,6 +27,7 @@ from trust.errors import (
     NotFound,
     RegistryUnavailable,
     TrustError,
+    UpstreamError,
 )
 from trust.ishare_jwt import create_signed_response, verify_signed_response
 from trust.pki import (
@@ -550,7 +551,11 @@ class RegistryClient:
     def _get(self, path: str) -> httpx.Response:
         try:
             return self._client.request("GET", self.url, path, party_id=self.registry_party_id)
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, UpstreamError) as exc:
+            if isinstance(exc, UpstreamError) and not isinstance(
+                exc.__cause__, httpx.TimeoutException
+            ):
+                raise RegistryUnavailable("registry_request", str(exc)) from exc
             raise RegistryUnavailable(
                 "registry_timeout", f"{self.url} did not answer within {self.timeout:g} s"
             ) from exc
