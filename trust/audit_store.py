@@ -21,6 +21,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,23 +337,32 @@ class PostgresAuditStore:
             self.breaker.failed("a previous call did not return")
             raise AuditStoreError(f"postgres {what}: busy for more than {self.timeout:g} s")
         fired = None
+        started = time.monotonic()
         try:
             conn = self._connection()
             with socket_deadline(conn.pgconn.socket, self.timeout) as fired:
                 yield conn
             self.breaker.succeeded()
         except AuditStoreError as exc:
-            self.breaker.failed(str(exc))
+            self._failed(started, str(exc))
             raise
         except Exception as exc:
             if not _is_db_error(exc):
                 raise
             self._reset()
             reason = f"no answer within {self.timeout:g} s" if fired and fired.is_set() else exc
-            self.breaker.failed(str(reason))
+            self._failed(started, str(reason))
             raise AuditStoreError(f"postgres {what} failed: {reason}") from exc
         finally:
             self._lock.release()
+
+    def _failed(self, started: float, reason: str) -> None:
+        """Open the breaker when the failure cost time (a hang, a connect timeout); an error the
+        server answered at once (a dropped backend, a refused connection) is retried next call."""
+        if time.monotonic() - started >= self.timeout / 2:
+            self.breaker.failed(reason)
+        else:
+            self.breaker.succeeded()
 
     def append(self, build: RowBuilder) -> Row:
         with self._bounded("append") as conn, conn.transaction():
