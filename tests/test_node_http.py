@@ -565,7 +565,7 @@ def test_sparql_timeout_503_and_node_keeps_answering(
     sparql = [e for e in entries if e["target"] == "sparql"]
     assert [e["kind"] for e in sparql] == ["query"] * 4
     assert all(e["detail"]["effect"] == "Permit" for e in sparql)
-    assert [e["detail"].get("error") for e in sparql] == ["QueryTimeout"] * 3 + [None]
+    assert [e["detail"].get("error") for e in sparql] == ["query_timeout"] * 3 + [None]
     assert sparql[-1]["result_size"] == 1 and sparql[-1]["party"] == OWNER
 
 

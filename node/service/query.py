@@ -19,7 +19,7 @@ import pyoxigraph as ox
 
 from node import federation
 from node.enforcement import Caller, request_record
-from node.errors import ProtocolError
+from node.errors import ProtocolError, QueryTimeout
 from node.negotiation import RDF_TYPES, RESULTS_TYPES, NotAcceptable, choose, serialise_triples
 from node.outbound import post_sparql
 from node.runtime import Runtime
@@ -112,7 +112,8 @@ def answer_query(
         )
     except BaseException as exc:
         if decisions or calls:
-            failed = {"error": getattr(exc, "code", None) or type(exc).__name__}
+            code = "query_timeout" if isinstance(exc, QueryTimeout) else None
+            failed = {"error": code or getattr(exc, "code", None) or type(exc).__name__}
             rt.audit.append_all([record(None, failed), *calls])
         raise
     rt.audit.append_all([record(answer.size, {}), *calls])

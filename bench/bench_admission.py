@@ -1,0 +1,254 @@
+"""Admission control (issue 17): its cost on the hot path, and what 1,000 connections see.
+
+1. Hot path: the same trivial ASGI endpoint called in-process with and without the `Admission`
+   middleware, alternating rounds; ratio = time with / time without (target <= 1.10).
+2. Overload: a real node (`dsgo serve`, 1 worker) driven by 1,000 keep-alive connections sending
+   protected SPARQL point queries back to back, once with `server.max_in_flight` = 64 and once
+   with admission off (a limit no load reaches), same run, alternating. Reported: throughput,
+   p50/p99 of the admitted (200) answers, how many were refused (503 + Retry-After) and their
+   p99, other statuses (must be 0). Target: admitted p99 < 1 s with admission on; the ratio of
+   the admitted p99 against the p99 without admission shows what the bound buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from bench.bench_node import free_port, request_bytes, server
+
+PARTY = "EU.EORI.NL000000190"
+CONNECTIONS = 1000
+LIMIT = 64
+
+
+# --- 1. the hot path --------------------------------------------------------------------------
+
+
+async def _bare(scope: dict, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def hot_path(calls: int = 200_000, rounds: int = 5) -> dict[str, Any]:
+    from node.admission import Admission
+
+    admitted = Admission(_bare, limit=256)
+    scope = {"type": "http", "path": "/sparql", "method": "GET"}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict) -> None:
+        return None
+
+    async def drive(app: Any) -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            await app(scope, receive, send)
+        return time.perf_counter() - start
+
+    bare_t, adm_t = [], []
+    for _ in range(rounds):  # alternating, so drift hits both
+        bare_t.append(asyncio.run(drive(_bare)))
+        adm_t.append(asyncio.run(drive(admitted)))
+    bare, adm = min(bare_t), min(adm_t)
+    return {
+        "calls": calls,
+        "bare_ns_per_call": round(bare / calls * 1e9, 1),
+        "admission_ns_per_call": round(adm / calls * 1e9, 1),
+        "added_ns_per_request": round((adm - bare) / calls * 1e9, 1),
+        "ratio": round(adm / bare, 3),
+        "target_ratio": 1.10,
+    }
+
+
+# --- 2. overload against a real node ------------------------------------------------------------
+
+
+@dataclass
+class _Stats:
+    ok: list[float] = field(default_factory=list)
+    refused: list[float] = field(default_factory=list)
+    other: dict[int, int] = field(default_factory=dict)
+    retry_after: int = 0
+
+
+class _Conn(asyncio.Protocol):
+    """A keep-alive connection sending one request after another; latency per status."""
+
+    def __init__(self, request: bytes, stop_at: float, stats: _Stats) -> None:
+        self.request, self.stop_at, self.stats = request, stop_at, stats
+        self.buf = b""
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self._send()
+
+    def _send(self) -> None:
+        self.sent = time.perf_counter()
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            pos = head.find(b"content-length:")
+            if pos < 0:
+                raise RuntimeError("benchmark needs content-length responses")
+            eol = head.find(b"\r\n", pos)
+            length = int(head[pos + 15 : eol if eol >= 0 else len(head)])
+            if len(self.buf) < end + 4 + length:
+                return
+            self.buf = self.buf[end + 4 + length :]
+            now = time.perf_counter()
+            status = int(head[9:12])
+            latency = now - self.sent
+            if status == 200:
+                self.stats.ok.append(latency)
+            elif status == 503:
+                self.stats.refused.append(latency)
+                self.stats.retry_after += b"retry-after:" in head
+            else:
+                self.stats.other[status] = self.stats.other.get(status, 0) + 1
+            if now < self.stop_at:
+                self._send()
+            else:
+                self.transport.close()
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _drive(port: int, request: bytes, connections: int, seconds: float) -> _Stats:
+    loop = asyncio.get_running_loop()
+    stats = _Stats()
+    stop_at = time.perf_counter() + seconds
+    conns = []
+    for _ in range(connections):
+        _, proto = await loop.create_connection(
+            lambda: _Conn(request, stop_at, stats), "127.0.0.1", port
+        )
+        conns.append(proto)
+    await asyncio.wait_for(asyncio.gather(*(c.done for c in conns)), seconds + 120)
+    return stats
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+def _row(stats: _Stats, seconds: float) -> dict[str, Any]:
+    return {
+        "admitted_rps": round(len(stats.ok) / seconds, 1),
+        "admitted_p50_ms": _pct(stats.ok, 0.50),
+        "admitted_p99_ms": _pct(stats.ok, 0.99),
+        "refused_503": len(stats.refused),
+        "refused_with_retry_after": stats.retry_after,
+        "refused_p99_ms": _pct(stats.refused, 0.99),
+        "other_statuses": stats.other,
+    }
+
+
+def _node(root: Path, limit: int) -> tuple[Path, int]:
+    import subprocess
+    import sys
+
+    port = free_port()
+    dsgo = str(Path(sys.executable).parent / "dsgo")
+    subprocess.run(
+        [dsgo, "init", str(root), "--party-id", PARTY, "--name", "Bench", "--port", str(port)],
+        check=True,
+        capture_output=True,
+    )
+    config = root / "node.toml"
+    text = config.read_text()
+    text = text.replace("[server]", f"[server]\nmax_in_flight = {limit}", 1)
+    if "[log]" not in text:
+        text += "\n[log]\nrequests = false\n"
+    config.write_text(text)
+    return config, port
+
+
+def run_overload(seconds: float = 10.0, connections: int = CONNECTIONS) -> dict[str, Any]:
+    import resource
+    import sys
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < connections + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, connections * 2 + 200), hard))
+    out: dict[str, Any] = {"connections": connections, "seconds": seconds, "limit": LIMIT}
+    with tempfile.TemporaryDirectory(prefix="bench-admission-") as tmp:
+        for name, limit in (("with_admission", LIMIT), ("without_admission", 1_000_000)):
+            config, port = _node(Path(tmp) / name, limit)
+            dsgo = str(Path(sys.executable).parent / "dsgo")
+            argv = [dsgo, "serve", "--config", str(config), "--port", str(port)]
+            with server(argv, port, Path(tmp) / f"{name}.log"):
+                token = _token(config, port)
+                query = quote("SELECT * WHERE { <urn:x> ?p ?o } LIMIT 5")
+                request = request_bytes(
+                    "127.0.0.1",
+                    port,
+                    f"/sparql?query={query}",
+                    {
+                        "Authorization": f"Bearer {token}",
+                        "Accept": "application/sparql-results+json",
+                    },
+                )
+                asyncio.run(_drive(port, request, 50, 1.0))  # warm-up
+                stats = asyncio.run(_drive(port, request, connections, seconds))
+                out[name] = _row(stats, seconds)
+    with_p99 = out["with_admission"]["admitted_p99_ms"]
+    without_p99 = out["without_admission"]["admitted_p99_ms"]
+    if with_p99 and without_p99:
+        out["ratio_admitted_p99_vs_without"] = round(with_p99 / without_p99, 3)
+    out["admitted_p99_under_1s"] = bool(with_p99 is not None and with_p99 < 1000)
+    return out
+
+
+def _token(config: Path, port: int) -> str:
+    from node.config import load_settings
+    from node.runtime import load_identity, trusted_fingerprints
+    from trust.client import TrustClient
+
+    settings = load_settings(config)
+    client = TrustClient(load_identity(settings), trusted_fingerprints(settings))
+    try:
+        return client.get_token(f"http://127.0.0.1:{port}", fresh=True)
+    finally:
+        client.close()
+
+
+def run(seconds: float = 10.0) -> dict[str, Any]:
+    return {"hot_path": hot_path(), "overload": run_overload(seconds)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=CONNECTIONS)
+    args = parser.parse_args(argv)
+    result = {"hot_path": hot_path(), "overload": run_overload(args.seconds, args.connections)}
+    import json
+
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
