@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.errors import NodeError
-from node.store.base import StoreError
 
 log = logging.getLogger("dsgo.node")
 
@@ -30,7 +29,7 @@ _FULL_TEXT = (
 )
 
 
-class DiskFull(NodeError, StoreError):
+class DiskFull(NodeError):
     """The node's disk (or a file-size limit) ran out while writing (HTTP 507)."""
 
     status = 507
