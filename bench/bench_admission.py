@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import random
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -80,6 +82,7 @@ class _Stats:
     refused: list[float] = field(default_factory=list)
     other: dict[int, int] = field(default_factory=dict)
     retry_after: int = 0
+    count_from: float = 0.0
 
 
 class _Conn(asyncio.Protocol):
@@ -116,14 +119,18 @@ class _Conn(asyncio.Protocol):
             now = time.perf_counter()
             status = int(head[9:12])
             latency = now - self.sent
-            if status == 200:
+            if self.sent < self.stats.count_from:  # the first second's burst is warm-up
+                pass
+            elif status == 200:
                 self.stats.ok.append(latency)
             elif status == 503:
                 self.stats.refused.append(latency)
                 self.stats.retry_after += b"retry-after:" in head
             else:
                 self.stats.other[status] = self.stats.other.get(status, 0) + 1
-            wait = _retry_after(head) if status == 503 else 0.0
+            # A well-behaved client waits Retry-After, with jitter so that refused clients do
+            # not all come back in the same instant.
+            wait = _retry_after(head) * random.uniform(0.5, 1.5) if status == 503 else 0.0
             if now + wait < self.stop_at:
                 if wait:  # a well-behaved client comes back when it was told to
                     asyncio.get_running_loop().call_later(wait, self._send)
@@ -148,7 +155,7 @@ def _retry_after(head: bytes) -> float:
 
 async def _drive(port: int, request: bytes, connections: int, seconds: float) -> _Stats:
     loop = asyncio.get_running_loop()
-    stats = _Stats()
+    stats = _Stats(count_from=time.perf_counter() + min(1.0, seconds / 4))
     stop_at = time.perf_counter() + seconds
     conns = []
     for _ in range(connections):
@@ -168,8 +175,9 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _row(stats: _Stats, seconds: float) -> dict[str, Any]:
+    counted = seconds - min(1.0, seconds / 4)
     return {
-        "admitted_rps": round(len(stats.ok) / seconds, 1),
+        "admitted_rps": round(len(stats.ok) / counted, 1),
         "admitted_p50_ms": _pct(stats.ok, 0.50),
         "admitted_p99_ms": _pct(stats.ok, 0.99),
         "refused_503": len(stats.refused),
@@ -199,17 +207,24 @@ def _node(root: Path, limit: int) -> tuple[Path, int]:
     return config, port
 
 
-def run_overload(seconds: float = 10.0, connections: int = CONNECTIONS) -> dict[str, Any]:
+def run_overload(
+    seconds: float = 10.0, connections: int = CONNECTIONS, limit: int = LIMIT
+) -> dict[str, Any]:
     import resource
     import sys
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < connections + 200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, connections * 2 + 200), hard))
-    out: dict[str, Any] = {"connections": connections, "seconds": seconds, "limit": LIMIT}
+    out: dict[str, Any] = {
+        "connections": connections,
+        "seconds": seconds,
+        "limit": limit,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
     with tempfile.TemporaryDirectory(prefix="bench-admission-") as tmp:
-        for name, limit in (("with_admission", LIMIT), ("without_admission", 1_000_000)):
-            config, port = _node(Path(tmp) / name, limit)
+        for name, cap in (("with_admission", limit), ("without_admission", 1_000_000)):
+            config, port = _node(Path(tmp) / name, cap)
             dsgo = str(Path(sys.executable).parent / "dsgo")
             argv = [dsgo, "serve", "--config", str(config), "--port", str(port)]
             with server(argv, port, Path(tmp) / f"{name}.log"):
@@ -249,10 +264,12 @@ def _token(config: Path, port: int) -> str:
         client.close()
 
 
-def run(seconds: float = 10.0, connections: int = CONNECTIONS) -> dict[str, Any]:
+def run(
+    seconds: float = 10.0, connections: int = CONNECTIONS, limit: int = LIMIT
+) -> dict[str, Any]:
     """Both parts; the hot-path cost is also put against a protected request of the same run."""
     hot = hot_path()
-    over = run_overload(seconds, connections)
+    over = run_overload(seconds, connections, limit)
     p50 = over.get("with_admission", {}).get("light_load_8_connections_p50_ms")
     if p50:
         hot["share_of_protected_request"] = round(hot["added_ns_per_request"] / (p50 * 1e6), 5)
@@ -264,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=CONNECTIONS)
+    parser.add_argument("--limit", type=int, default=LIMIT, help="server.max_in_flight")
     args = parser.parse_args(argv)
-    result = run(args.seconds, args.connections)
+    result = run(args.seconds, args.connections, args.limit)
     import json
 
     print(json.dumps(result, indent=2))
