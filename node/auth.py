@@ -51,6 +51,8 @@ def error_response(exc: TrustError) -> JSONResponse:
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
     elif isinstance(exc, MethodNotAllowed):
         headers["Allow"] = exc.allow
+    elif exc.status == 503:  # the registry or the audit log is down: say when to come back
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from nodeproc import ProcessGroup, edit_config, free_port, init_node, token_for
+from nodeproc import (
+    ProcessGroup,
+    dsgo,
+    edit_config,
+    free_port,
+    init_node,
+    token_for,
+    trust_client,
+)
 from robustproc import Postgres, postgres, postgres_available
 
 from trust.audit_store import AuditStoreError, PostgresAuditStore
@@ -54,21 +62,38 @@ def test_hung_database_is_a_fast_503_then_resumes(
     port = free_port()
     config = init_node(tmp_path / "node", OWNER, "Owner", port)
     edit_config(config, {"audit": {"backend": "postgresql", "dsn": pg.url, "timeout": 1}})
+    data = tmp_path / "bim.ttl"
+    data.write_text("<building/b1> a <https://w3id.org/bot#Building> .\n", encoding="utf-8")
+    dsgo("load", data, "--dataset", "bim", "--config", config)
     proc = procs.serve(config, port)
     http = httpx.Client(base_url=proc.base_url, timeout=CLIENT_BOUND)
     auth = {"Authorization": f"Bearer {token_for(config, proc.base_url)}"}
     query = {"query": "ASK { ?s ?p ?o }"}
     assert http.get("/sparql", params=query, headers=auth).status_code == 200
     assert http.get("/readyz").status_code == 200
+    assert http.get("/id/building/b1", headers=auth).status_code == 200
 
     pg.freeze()
     try:
-        for path, params in (("/sparql", query), ("/catalog", None), ("/sparql", query)):
+        client = trust_client(config)
+        token_form = client.token_form(OWNER)
+        for method, path, params in (
+            ("GET", "/sparql", query),  # the query thread's one write
+            ("GET", "/catalog", None),
+            ("GET", "/id/building/b1", None),  # the group-committed write
+            ("POST", "/connect/token", None),  # token_issued
+            ("GET", "/sparql", query),
+        ):
             started = time.monotonic()
-            resp = http.get(path, params=params, headers=auth)
+            if method == "POST":
+                resp = http.post(path, data=token_form)
+            else:
+                resp = http.get(path, params=params, headers=auth)
             took = time.monotonic() - started
             assert resp.status_code == 503, resp.text
-            assert resp.json()["error"] == "audit_unavailable"
+            # The token endpoint answers in OAuth's error shape (RFC 6749 section 5.2).
+            expected = "temporarily_unavailable" if method == "POST" else "audit_unavailable"
+            assert resp.json()["error"] == expected
             assert int(resp.headers["retry-after"]) >= 1
             print(f"{path} with PostgreSQL stopped: 503 in {took * 1000:.0f} ms")
         ready = http.get("/readyz")
