@@ -40,12 +40,23 @@ def disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(mount: Path, leave: int) -> Path:
-    """Take all free space on the mount but `leave` bytes."""
+    """Take all free space on the mount but about `leave` bytes (the node writes meanwhile)."""
     filler = mount / "filler"
     filler.unlink(missing_ok=True)
-    free = shutil.disk_usage(mount).free
-    with open(filler, "wb") as fh:
-        os.posix_fallocate(fh.fileno(), 0, max(free - leave, 0))
+    with open(filler, "wb", buffering=0) as fh:
+        size = max(shutil.disk_usage(mount).free - leave, 0)
+        while size > 0:
+            try:
+                os.posix_fallocate(fh.fileno(), 0, size)
+                break
+            except OSError:  # something else wrote in between: a little less
+                size -= 64 * 1024
+        if leave == 0:  # top up to the last block
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
     return filler
 
 
