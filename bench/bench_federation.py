@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pyoxigraph as ox
 
-from node.federation import evaluate, http_fetch
+from node.sparql.federation import evaluate_federated, http_fetch
 
 OXIGRAPH = Path(sys.executable).parent / "oxigraph"
 PREFIXES = """PREFIX sosa: <http://www.w3.org/ns/sosa/>
@@ -48,12 +48,14 @@ def run(
         single = PREFIXES + QUERY.replace("SERVICE <ENDPOINT>", "")
         with httpx.Client() as client:
             fetch = http_fetch(client)
-            answer = evaluate(federated, local=local.query, fetch=fetch, batch_size=batch_size)
+            answer = evaluate_federated(
+                federated, local=local.query, fetch=fetch, batch_size=batch_size
+            )
             same = _rows(answer.result) == _rows(merged.query(single))
             report = answer.sources[0]
             fed_ms = _median_ms(
                 lambda: _rows(
-                    evaluate(
+                    evaluate_federated(
                         federated, local=local.query, fetch=fetch, batch_size=batch_size
                     ).result
                 ),
@@ -64,7 +66,7 @@ def run(
                 "{ ?space a bot:Space ; props:area/qudt:numericValue ?area } }"
             )
             pull_ms = _median_ms(
-                lambda: evaluate(pull_all, local=local.query, fetch=fetch).sources, repeat
+                lambda: evaluate_federated(pull_all, local=local.query, fetch=fetch).sources, repeat
             )
     merged_ms = _median_ms(lambda: _rows(merged.query(single)), repeat)
     return {

@@ -9,7 +9,8 @@ from pathlib import Path
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult
 from connectors.errors import ConnectorError
-from connectors.provenance import file_prov, require_file, utc_now
+from connectors.fingerprints import file_prov, require_file, utc_now
+from vocab.namespaces import BAG_DEF, BAG_ID, DSGO
 
 NAME = "bag"
 VERSION = "1.0.0"
@@ -17,9 +18,6 @@ VERSION = "1.0.0"
 OBJ = "{www.kadaster.nl/schemas/lvbag/imbag/objecten/v20200601}"
 HIST = "{www.kadaster.nl/schemas/lvbag/imbag/historie/v20200601}"
 REF = "{www.kadaster.nl/schemas/lvbag/imbag/objecten-ref/v20200601}"
-BAG_ID = "https://bag.basisregistraties.overheid.nl/id/"
-BAG_DEF = "https://bag.basisregistraties.overheid.nl/def/bag#"
-DSGO = "https://w3id.org/dsgo-node/def#"
 NEN3610_ID = "<http://modellen.geostandaarden.nl/def/nen3610#identificatie>"
 PROV_SPEC = "<http://www.w3.org/ns/prov#specializationOf>"
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"

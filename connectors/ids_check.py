@@ -37,19 +37,15 @@ import pyoxigraph as ox
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult, ProvRecord
 from connectors.errors import ConnectorError
-from connectors.provenance import file_modified, file_sha256, utc_now
+from connectors.fingerprints import file_modified, file_sha256, utc_now
+from vocab.iris import dataset_iri
+from vocab.namespaces import DCT, DSGO, PROPS, PROV, SH, XSD
 
 NAME = "ids-check"
 VERSION = "1.0.0"
 
-SH = "http://www.w3.org/ns/shacl#"
-PROV = "http://www.w3.org/ns/prov#"
-DSGO = "https://w3id.org/dsgo-node/def#"
-DCT = "http://purl.org/dc/terms/"
-PROPS = "https://w3id.org/props#"
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
-XSD = "http://www.w3.org/2001/XMLSchema#"
 
 # IFC schemas ifctester checks (IDS 1.0 ifcVersion values); what ifcopenshell reports for them.
 SUPPORTED_SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3_ADD2")
@@ -270,7 +266,7 @@ def check_model(
     if model_version_iri:
         model_iri = model_version_iri
     elif model_dataset:
-        model_iri = f"{base}/dataset/{model_dataset}"
+        model_iri = dataset_iri(base, model_dataset)
     else:
         model_iri = _ni(model_sha256)
     checker = _checker_version()

@@ -71,27 +71,29 @@ from typing import Any
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult
 from connectors.errors import ConnectorError, SourceUnreadable, SourceUnsupported
+from connectors.fingerprints import file_prov, require_file, utc_now
 from connectors.mapping import load_mapping
-from connectors.provenance import file_prov, require_file, utc_now
+from vocab.namespaces import (
+    BAG_PAND,
+    BEO,
+    BOT,
+    DSGO,
+    EPSG,
+    FURN,
+    GEO,
+    IFC_CLASS,
+    PROPS,
+    QUDT,
+    UNIT,
+    VCARD,
+)
 
 NAME = "ifc"
 VERSION = "2.0.0"
 
-BOT = "https://w3id.org/bot#"
-BEO = "https://pi.pauwel.be/voc/buildingelement#"
-FURN = "http://pi.pauwel.be/voc/furniture#"
-PROPS = "https://w3id.org/props#"
-DSGO = "https://w3id.org/dsgo-node/def#"
-QUDT = "http://qudt.org/schema/qudt/"
-UNIT = "http://qudt.org/vocab/unit/"
-IFC_CLASS = "https://identifier.buildingsmart.org/uri/buildingsmart/ifc/4.3/class/"
-GEO = "http://www.w3.org/2003/01/geo/wgs84_pos#"
-VCARD = "http://www.w3.org/2006/vcard/ns#"
-EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 RDF_VALUE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#value>"
 RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
-BAG_PAND = "https://bag.basisregistraties.overheid.nl/id/pand/"
 
 SCHEMAS = ("IFC2X3", "IFC4", "IFC4X3_ADD2")
 KINDS = ("site", "building", "storey", "space", "facility", "facility-part", "zone", "element")

@@ -15,16 +15,15 @@ from typing import Any
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult
 from connectors.errors import ConnectorError
+from connectors.fingerprints import file_prov, require_file, utc_now
 from connectors.mapping import expand, load_mapping, section
-from connectors.provenance import file_prov, require_file, utc_now
+from vocab.namespaces import QUDT, SOSA
 
 NAME = "measurements"
 VERSION = "1.0.0"
 
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 RDFS_LABEL = "<http://www.w3.org/2000/01/rdf-schema#label>"
-SOSA = "http://www.w3.org/ns/sosa/"
-QUDT = "http://qudt.org/schema/qudt/"
 _DATETIME = f"^^<{nt.XSD}dateTime>"
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$"

@@ -8,7 +8,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-XSD = "http://www.w3.org/2001/XMLSchema#"
+from vocab.namespaces import XSD
+
 _FORBIDDEN_IRI_CHARS = frozenset('<>"{}|^`\\ \t\r\n')
 _SEGMENT_DELIMS = frozenset("!$&'()*+,;=:@")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import vocab
 from connectors.base import ConnectorResult, iter_triples
 from connectors.errors import ConnectorError, ShaclValidationError
+from vocab.namespaces import SH
 
-SH = "http://www.w3.org/ns/shacl#"
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 RDFS_SUBCLASS = "<http://www.w3.org/2000/01/rdf-schema#subClassOf>"
 DEFAULT_SAMPLE = 20_000  # outputs up to this many triples are validated whole

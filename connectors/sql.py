@@ -12,8 +12,8 @@ from typing import Any
 from connectors import ntriples as nt
 from connectors.base import ConnectorResult, ProvRecord
 from connectors.errors import ConnectorError
+from connectors.fingerprints import utc_now
 from connectors.mapping import expand, load_mapping
-from connectors.provenance import utc_now
 
 NAME = "sql"
 VERSION = "1.0.0"

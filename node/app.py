@@ -22,10 +22,7 @@ from node.auth import error_response
 from node.config import Settings
 from node.disk import DiskFull, clean_at_start, is_disk_full
 from node.enforcement import AccessDenied
-from node.errors import NodeError, ProtocolError
-from node.federation import FederationError
-from node.iri import InvalidName
-from node.negotiation import NotAcceptable
+from node.errors import NodeError
 from node.openapi import openapi_schema
 from node.readiness import readiness_routes
 from node.request_log import RequestLog
@@ -40,8 +37,6 @@ from node.routes.sparql import sparql_routes
 from node.routes.trust import trust_routes
 from node.routes.witness import witness_routes
 from node.runtime import Runtime, build_runtime
-from node.sparql_text import QueryTooComplex, SparqlSyntaxError
-from node.store import StoreError
 from node.sync import make_sync_runner
 from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
@@ -223,43 +218,9 @@ async def _connector_error(request: Request, exc: Exception) -> Response:
     return _json_error(_CONNECTOR_STATUS.get(exc.code, 422), exc.code, str(exc), **extra)
 
 
-async def _syntax_error(request: Request, exc: Exception) -> Response:
-    extra = {}
-    if isinstance(exc, QueryTooComplex):
-        extra = {"limit": exc.limit, "setting": exc.limit_key}
-    return _json_error(400, "invalid_query", str(exc), **extra)
-
-
 async def _trust_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TrustError)
     return error_response(exc)
-
-
-async def _not_acceptable(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, NotAcceptable)
-    return _json_error(406, "not_acceptable", str(exc), offered=exc.offered)
-
-
-async def _store_error(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status", 500)
-    error = {400: "bad_request", 404: "not_found", 503: "unavailable"}.get(status, "store_error")
-    extra = {}
-    if hasattr(exc, "line"):
-        extra = {"file": exc.file, "line": exc.line, "reason": exc.reason}  # type: ignore[attr-defined]
-    return _json_error(status, error, str(exc), **extra)
-
-
-async def _protocol_error(request: Request, exc: Exception) -> Response:
-    status = getattr(exc, "status", 400)
-    error = {403: "forbidden", 413: "too_large", 415: "unsupported_media_type"}.get(
-        status, "bad_request"
-    )
-    return _json_error(status, error, str(exc))
-
-
-async def _federation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, FederationError)
-    return JSONResponse(exc.to_json(), status_code=exc.status)
 
 
 async def _audit_unavailable(request: Request, exc: Exception) -> Response:
@@ -318,14 +279,8 @@ _HANDLERS = {
     AccessDenied: _access_denied,
     AuditUnavailable: _audit_unavailable,
     TrustError: _trust_error,
-    NotAcceptable: _not_acceptable,
-    StoreError: _store_error,
-    InvalidName: _protocol_error,
-    ProtocolError: _node_error,
     NodeError: _node_error,
-    SparqlSyntaxError: _syntax_error,
     ConnectorError: _connector_error,
-    FederationError: _federation_error,
     OSError: _os_error,
     sqlite3.Error: _os_error,
 }

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from node.enforcement import Caller
-from trust.errors import InvalidRequest, InvalidToken, MethodNotAllowed, TrustError
+from node.errors import NodeError, trust_status
+from trust.errors import InvalidRequest, InvalidToken, TrustError
 from trust.layer import TrustLayer
 
 __all__ = ["Caller", "authenticate", "caller_from_header", "error_response", "optional_caller"]
@@ -43,17 +44,16 @@ def caller_from_header(header: str, layer: TrustLayer) -> Caller:
 def error_response(exc: TrustError) -> JSONResponse:
     """JSON error body with the status the error carries; 401 adds WWW-Authenticate."""
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-    if exc.status == 401:
+    status = trust_status(exc)
+    if status == 401:
         headers["WWW-Authenticate"] = (
             f'Bearer error="{exc.error}", error_description="{_quote(exc.description)}"'
         )
-    elif exc.status == 403:
+    elif status == 403:
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
-    elif isinstance(exc, MethodNotAllowed):
-        headers["Allow"] = exc.allow
-    elif exc.status == 503:  # the registry or the audit log is down: say when to come back
+    elif status == 503:  # the registry or the audit log is down: say when to come back
         headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
-    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+    return JSONResponse(exc.to_json(), status_code=status, headers=headers)
 
 
 def guarded(
@@ -69,6 +69,8 @@ def guarded(
             return await endpoint(request)
         except TrustError as exc:
             return error_response(exc)
+        except NodeError as exc:
+            return JSONResponse(exc.to_json(), status_code=exc.status, headers=exc.headers or None)
         except ValueError as exc:
             return error_response(InvalidRequest("invalid_parameter", str(exc)[:200]))
 

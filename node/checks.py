@@ -24,17 +24,16 @@ from typing import Any
 
 from connectors import ntriples as nt
 from connectors.errors import ConnectorError
+from connectors.fingerprints import file_sha256
 from connectors.ids_check import NAME
-from connectors.provenance import file_sha256
-from connectors.state_file import write_json_atomically
 from node.errors import NodeError
+from node.files import write_json_atomically
 from node.iri import check_dataset_name, sparql_iri
+from node.publish import PROVENANCE_DATASET, latest_version, write_result
 from node.store import Store
-from node.sync import PROVENANCE_DATASET, latest_version, write_result
+from vocab.iris import dataset_iri
+from vocab.namespaces import DSGO, PROV, SH
 
-PROV = "http://www.w3.org/ns/prov#"
-SH = "http://www.w3.org/ns/shacl#"
-DSGO = "https://w3id.org/dsgo-node/def#"
 RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 RESERVED = frozenset({PROVENANCE_DATASET, "audit"})
 CHECK_STATE = "check-state.json"
@@ -147,7 +146,7 @@ def model_source(store: Store, base_iri: str, dataset: str) -> ModelSource:
             status=404,
             code="not_found",
         )
-    graph = sparql_iri(f"{base_iri}/dataset/{PROVENANCE_DATASET}")
+    graph = sparql_iri(dataset_iri(base_iri, PROVENANCE_DATASET))
     rows = list(
         store.query(
             f"SELECT ?connector ?location ?sha ?versionSha WHERE {{ GRAPH {graph} {{ "
@@ -230,7 +229,7 @@ def _require_report_dataset(store: Store, base_iri: str, report: str) -> None:
 
 
 def _connector_of(store: Store, base_iri: str, version: str) -> str | None:
-    graph = f"{base_iri}/dataset/{PROVENANCE_DATASET}"
+    graph = dataset_iri(base_iri, PROVENANCE_DATASET)
     rows = list(
         store.query(
             f"SELECT ?c WHERE {{ GRAPH {sparql_iri(graph)} {{ {sparql_iri(version)} "
@@ -336,7 +335,7 @@ def run_check(
 
 def _link_revision(result: Any, store: Store, base_iri: str, report: str, previous: str) -> None:
     """Add `report prov:wasRevisionOf previous` and the previous version's verdict and counts."""
-    graph = f"{base_iri}/dataset/{report}"
+    graph = dataset_iri(base_iri, report)
     r, p = nt.iri(result.report_iri), nt.iri(previous)
     lines = [
         f"{r} <{PROV}wasRevisionOf> {p} .\n",

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vocab.iris import DATASET_NAME, dataset_iri
+
 DEFAULT_CONFIG = "node.toml"
 PARTY_ID = re.compile(
     r"^(EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,15}|did:ishare:EU\.[A-Z]{2}\.NTR[A-Z]{2}-\d{8})$"
@@ -45,7 +47,6 @@ class CheckConfig:
 
 CHECK_KINDS = ("ids",)
 _CHECK_KEYS = {"kind", "dataset", "ids", "report", "strict"}
-_DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # node/iri.py's rule
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Settings:
         return self.data_dir / "state.sqlite"
 
     def dataset_iri(self, name: str) -> str:
-        return f"{self.base_iri}/dataset/{name}"
+        return dataset_iri(self.base_iri, name)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
@@ -375,7 +376,7 @@ def _checks(raw: dict[str, Any], root: Path, source_datasets: set[str]) -> tuple
             raise ConfigError(f"{where}.kind: must be one of {list(CHECK_KINDS)}, got {kind!r}")
         for key in ("dataset", "report"):
             value = item.get(key)
-            if not isinstance(value, str) or not _DATASET_NAME.match(value):
+            if not isinstance(value, str) or not DATASET_NAME.match(value):
                 raise ConfigError(
                     f"{where}.{key}: required, a dataset name (lowercase letters, digits, - or _), "
                     f"got {value!r}"

@@ -14,10 +14,10 @@ import pyoxigraph as ox
 from connectors.base import ProvRecord
 from node.enforcement import AccessDenied, Caller
 from node.outbound import RemoteFetchError, fetch_resource
-from node.provenance import derived_from, version_triples
+from node.provenance import derived_from
+from node.publish import publish_version
 from node.runtime import Runtime
 from node.store import LoadError
-from node.sync import PROVENANCE_DATASET, latest_version
 
 MAX_REMOTE_VERSIONS = 200
 
@@ -33,8 +33,7 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
     triples = [t for t in result if isinstance(t, ox.Triple)]
     if not triples:
         raise LoadError("<query>", None, "the query produced no triples; nothing was stored")
-    data = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES)
-    rt.store.replace_dataset(dataset, data, ox.RdfFormat.N_TRIPLES, label=f"derived:{dataset}")
+    remote = _remote_versions(rt, triples)  # the other nodes' inputs, with the ETag read
     ended = datetime.now(UTC)
     prov = ProvRecord(
         source=f"{rt.settings.base_iri}/sparql",
@@ -47,17 +46,19 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
         party_id=rt.settings.party_id,
         extra={"query": query},
     )
-    previous, number = latest_version(rt.store, rt.settings.base_iri, dataset)
-    version, prov_triples = version_triples(
+
+    def inputs(version: str) -> list[ox.Triple]:
+        return [t for iri, etag in remote for t in derived_from(version, iri, etag)]
+
+    version = publish_version(
+        rt.store,
+        rt.settings.base_iri,
+        dataset,
+        triples,
         prov,
-        base_iri=rt.settings.base_iri,
-        dataset=dataset,
-        previous_version=previous,
-        version=number + 1,
+        label=f"derived:{dataset}",
+        more_provenance=inputs,
     )
-    for iri, etag in _remote_versions(rt, triples):
-        prov_triples += derived_from(version, iri, etag)
-    rt.store.append(PROVENANCE_DATASET, prov_triples)
     return len(triples), version
 
 

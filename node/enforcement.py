@@ -15,11 +15,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 import pyoxigraph as ox
 
-from node.sparql_text import LANGTAG, STRING, VAR, SparqlSyntaxError, tokenize
+from node.sparql.outline import QueryOutline, outline
+from node.sparql.text import SparqlSyntaxError
 from node.store import MemoryStore, Store
 from trust.audit import AuditEvent
 from trust.delegation import (
@@ -37,8 +37,9 @@ from trust.delegation import (
 from trust.errors import TrustError
 from trust.peers import OutboundRefused, Peer, PeerResolver
 from trust.policy_store import PolicyStore
+from vocab.iris import dataset_iri
+from vocab.namespaces import RDF_TYPE
 
-RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 _CACHE_SIZE = 64
 # The data owner (the node's own party) reads everything it serves; no policy is needed for that.
 OWNER_SCOPE = Scope(whole_datasets=frozenset({WILDCARD}), policy_ids=("owner",))
@@ -74,7 +75,6 @@ class Caller:
 class AccessDenied(TrustError):
     """The caller may read nothing of the target; HTTP 403 with an explanation."""
 
-    status = 403
     error = "access_denied"
 
     def __init__(
@@ -163,7 +163,7 @@ def _decision_summary(decision: Decision) -> dict[str, Any]:
 
 def scoped_query(
     store: Store,
-    query: str,
+    query: str | QueryOutline,
     scope: Scope,
     *,
     dataset_graphs: Sequence[str],
@@ -172,8 +172,9 @@ def scoped_query(
     timeout: float | None = None,
 ) -> Any:
     """Run `query` over only what `scope` permits; the default graph is the union of it."""
-    refuse_engine_service(query)
-    from_graphs, from_named = dataset_clause(query)
+    query = outline(query)
+    refuse_engine_service(query.text)
+    from_graphs, from_named = query.from_graphs, query.from_named
     whole = _whole_graphs(scope, dataset_graphs)
     if scope.partial:
         if cache is not None and data_version is not None:
@@ -262,80 +263,6 @@ def filter_description(
             seen.add(triple)
             kept.append(triple)
     return kept or None
-
-
-def dataset_clause(query: str) -> tuple[list[str] | None, list[str] | None]:
-    """The query's FROM and FROM NAMED IRIs; (None, None) when it has no dataset clause.
-
-    Security does not depend on this parse: the engine only ever gets permitted graphs; this only
-    makes FROM narrow the default graph the way SPARQL says it should.
-    """
-    if "FROM" not in query.upper():
-        return None, None
-    prefixes: dict[str, str] = {}
-    base: str | None = None
-    froms: list[str] | None = None
-    named: list[str] | None = None
-    tokens = [t for t in _tokens(query)]
-    i = 0
-    while i < len(tokens):
-        word = tokens[i].upper()
-        if word == "PREFIX" and i + 2 < len(tokens) and tokens[i + 1].endswith(":"):
-            prefixes[tokens[i + 1][:-1]] = _resolve_iri(tokens[i + 2], base)
-            i += 3
-            continue
-        if word == "BASE" and i + 1 < len(tokens) and tokens[i + 1].startswith("<"):
-            base = _resolve_iri(tokens[i + 1], base)
-            i += 2
-            continue
-        if word == "FROM" and i + 1 < len(tokens):
-            is_named = tokens[i + 1].upper() == "NAMED"
-            j = i + 2 if is_named else i + 1
-            iri = _term_iri(tokens[j], prefixes, base) if j < len(tokens) else None
-            froms = froms if froms is not None else []
-            named = named if named is not None else []
-            if iri is not None:
-                (named if is_named else froms).append(iri)
-            i = j + 1
-            continue
-        i += 1
-    return froms, named
-
-
-def replace_dataset_clause(
-    query: str, default_graphs: Sequence[str], named_graphs: Sequence[str]
-) -> str:
-    """The query with its FROM / FROM NAMED replaced by the given graphs (SPARQL Protocol
-    default-graph-uri / named-graph-uri override the query's own dataset clause)."""
-    if not default_graphs and not named_graphs:
-        return query
-    for iri in [*default_graphs, *named_graphs]:
-        if not _IRI_OK.fullmatch(iri):
-            raise ValueError(f"not an IRI: {iri!r}")
-    clause = " ".join(
-        [f"FROM <{g}>" for g in default_graphs] + [f"FROM NAMED <{g}>" for g in named_graphs]
-    )
-    spans = list(_spans(query))
-    removed: list[tuple[int, int]] = []
-    i = 0
-    while i < len(spans):
-        if spans[i][0].upper() == "FROM" and i + 1 < len(spans):
-            j = i + 2 if spans[i + 1][0].upper() == "NAMED" else i + 1
-            end = spans[min(j, len(spans) - 1)][2]
-            removed.append((spans[i][1], end))
-            i = j + 1
-            continue
-        i += 1
-    if removed:
-        out, last = [], 0
-        for n, (start, end) in enumerate(removed):
-            out.append(query[last:start])
-            out.append(clause if n == 0 else "")
-            last = end
-        out.append(query[last:])
-        return "".join(out)
-    at = _dataset_clause_position(spans, len(query))
-    return f"{query[:at]} {clause} {query[at:]}"
 
 
 def grant_allows(grant: PartialGrant, s: str, p: str | None, g: str, types: Iterable[str]) -> bool:
@@ -676,7 +603,7 @@ class Enforcer:
     def run_scoped(
         self,
         store: Store,
-        sparql: str,
+        sparql: str | QueryOutline,
         scope: Scope,
         *,
         data_version: Hashable | None = None,
@@ -748,7 +675,7 @@ class Enforcer:
         }
 
     def _dataset_iri(self, name: str) -> str:
-        return name if "/" in name else f"{self.base_iri}/dataset/{name}"
+        return name if "/" in name else dataset_iri(self.base_iri, name)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -915,51 +842,3 @@ def _jsonable(value: Any) -> Any:
 
 
 _IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')
-
-
-def _tokens(query: str) -> Iterable[str]:
-    return (text for text, _, _ in _spans(query))
-
-
-def _spans(query: str) -> Iterable[tuple[str, int, int]]:
-    """Significant tokens with their offsets; literals become '""' so FROM is never read in one."""
-    for token in tokenize(query):
-        text = '""' if token.kind in (STRING, VAR, LANGTAG) else token.text
-        yield text, token.start, token.end
-
-
-def _dataset_clause_position(spans: list[tuple[str, int, int]], end: int) -> int:
-    """Where a dataset clause goes: after the query form (and a CONSTRUCT template), before WHERE."""
-    forms = {"SELECT", "CONSTRUCT", "DESCRIBE", "ASK"}
-    stops = {"WHERE", "{", "ORDER", "LIMIT", "OFFSET", "GROUP", "HAVING", "VALUES"}
-    i = next((n for n, t in enumerate(spans) if t[0].upper() in forms), None)
-    if i is None:
-        return end
-    form = spans[i][0].upper()
-    i += 1
-    if form == "CONSTRUCT" and i < len(spans) and spans[i][0] == "{":
-        depth = 0
-        while i < len(spans):
-            depth += {"{": 1, "}": -1}.get(spans[i][0], 0)
-            i += 1
-            if depth == 0:
-                break
-        return spans[i - 1][2]
-    while i < len(spans) and spans[i][0].upper() not in stops:
-        i += 1
-    return spans[i][1] if i < len(spans) else end
-
-
-def _resolve_iri(token: str, base: str | None) -> str:
-    iri = token[1:-1] if token.startswith("<") else token
-    return urljoin(base, iri) if base else iri
-
-
-def _term_iri(token: str, prefixes: dict[str, str], base: str | None) -> str | None:
-    if token.startswith("<") and token.endswith(">"):
-        return _resolve_iri(token, base)
-    if ":" in token:
-        prefix, local = token.split(":", 1)
-        if prefix in prefixes:
-            return prefixes[prefix] + re.sub(r"\\(.)", r"\1", local.rstrip("."))
-    return None

@@ -8,14 +8,46 @@ from __future__ import annotations
 
 from typing import Any
 
+from trust.errors import TrustError
+
 __all__ = [
+    "TRUST_STATUS",
     "BadRequest",
     "NodeError",
     "NotFoundError",
     "ProtocolError",
     "QueryTimeout",
     "Unavailable",
+    "trust_status",
 ]
+
+# The HTTP status of each OAuth / iSHARE error code the trust layer raises (RFC 6749 section
+# 5.2, RFC 6750 section 3.1, the iSHARE API specifications); a code not listed is a 400.
+TRUST_STATUS: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_client": 400,
+    "invalid_grant": 400,
+    "unsupported_grant_type": 400,
+    "invalid_scope": 400,
+    "previous_steps_validation_error": 400,
+    "invalid_delegation_assertion_pair": 400,
+    "invalid_token": 401,
+    "insufficient_scope": 403,
+    "access_denied": 403,
+    "service_not_allowed": 403,
+    "federation_not_allowed": 403,
+    "not_found": 404,
+    "witness_conflict": 409,
+    "poison_graph": 422,
+    "invalid_signature": 422,
+    "upstream_error": 502,
+    "temporarily_unavailable": 503,
+}
+
+
+def trust_status(exc: TrustError) -> int:
+    """The HTTP status for a trust-layer error, from its protocol code."""
+    return TRUST_STATUS.get(exc.error, 400)
 
 
 class NodeError(Exception):
@@ -74,5 +106,14 @@ class Unavailable(NodeError):
     code = "unavailable"
 
 
-class QueryTimeout(Exception):
-    """A query ran past the configured timeout (HTTP 503 with Retry-After at the edge)."""
+class QueryTimeout(NodeError):
+    """A query ran past the configured timeout (HTTP 503 with Retry-After)."""
+
+    status = 503
+    code = "query_timeout"
+
+    def __init__(
+        self, description: str = "query cancelled after the configured timeout", **kw: Any
+    ):
+        kw.setdefault("headers", {"Retry-After": "5"})
+        super().__init__(description, **kw)

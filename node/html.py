@@ -13,8 +13,8 @@ from html import escape
 import pyoxigraph as ox
 
 from node.jsonld import Context, compact_iri
+from vocab.namespaces import RDF_TYPE
 
-RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 TITLE_PREDICATES = (

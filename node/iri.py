@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import re
 
-DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+from node.errors import NodeError
+from vocab.iris import DATASET_NAME
+from vocab.iris import dataset_iri as _dataset_iri
+
+__all__ = [
+    "META_GRAPH",
+    "STAGING_PREFIX",
+    "InvalidName",
+    "check_dataset_name",
+    "dataset_iri",
+    "sparql_iri",
+]
+
 META_GRAPH = "urn:dsgo:meta"
 STAGING_PREFIX = "urn:dsgo:staging:"
 _IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
-class InvalidName(ValueError):
-    """A dataset name or IRI that the node refuses to use (maps to HTTP 400)."""
+class InvalidName(NodeError, ValueError):
+    """A dataset name or IRI that the node refuses to use (HTTP 400)."""
 
     status = 400
+    code = "bad_request"
 
 
 def check_dataset_name(name: str) -> str:
@@ -27,18 +40,8 @@ def check_dataset_name(name: str) -> str:
 
 
 def dataset_iri(base_iri: str, name: str) -> str:
-    """The named graph that holds dataset `name`."""
-    return f"{base_iri}/dataset/{check_dataset_name(name)}"
-
-
-def dataset_name(base_iri: str, graph_iri: str) -> str | None:
-    """The dataset name for a graph IRI of this node, or None for any other graph."""
-    prefix = f"{base_iri}/dataset/"
-    if graph_iri.startswith(prefix):
-        name = graph_iri[len(prefix) :]
-        if DATASET_NAME.match(name):
-            return name
-    return None
+    """The named graph that holds dataset `name`, for a name that passes the naming rule."""
+    return _dataset_iri(base_iri, check_dataset_name(name))
 
 
 def sparql_iri(iri: str) -> str:

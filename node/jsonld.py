@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 import pyoxigraph as ox
 
-RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+from vocab.namespaces import RDF_TYPE
+
 _GEN_DELIMS = frozenset(":/?#[]@")
 _CACHE_LIMIT = 50_000
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import pyoxigraph as ox
 
+from node.errors import NodeError
 from node.jsonld import compact, load_context
 
 HTML = "text/html"
@@ -52,14 +53,18 @@ _CHARSET = {
 }
 
 
-class NotAcceptable(Exception):
+class NotAcceptable(NodeError):
     """No offered type matches the Accept header (HTTP 406; the body lists what is offered)."""
 
     status = 406
+    code = "not_acceptable"
 
     def __init__(self, accept: str, offered: Sequence[str]):
         self.accept, self.offered = accept, list(offered)
-        super().__init__(f"cannot produce any of {accept!r}; offered: {', '.join(offered)}")
+        super().__init__(
+            f"cannot produce any of {accept!r}; offered: {', '.join(offered)}",
+            offered=list(offered),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,3 +149,13 @@ def serialise_triples(triples: Iterable[ox.Triple], media: str) -> bytes:
 @lru_cache(maxsize=1)
 def _prefixes() -> dict[str, str]:
     return dict(load_context().prefixes)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Does an If-None-Match header match `etag`? Weak comparison, as RFC 9110 asks."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return etag in tags

@@ -207,7 +207,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
     dataset_name = _string_param(
         "name",
         "path",
-        "dataset name (node.iri.DATASET_NAME)",
+        "dataset name (vocab.iris.DATASET_NAME)",
         pattern="^[a-z0-9][a-z0-9_-]*$",
         minLength=1,
         maxLength=63,

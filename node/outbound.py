@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from node.federation import RESULTS_JSON, RemoteCallError, RemoteSolutions, check_response
+from node.sparql.federation import RESULTS_JSON, RemoteCallError, RemoteSolutions, check_response
 from trust.client import TrustClient
 from trust.errors import TrustError
 from trust.peers import Peer

@@ -12,12 +12,10 @@ import pyoxigraph as ox
 
 from connectors.base import ProvRecord
 from trust.audit import party_iri
+from vocab.iris import dataset_iri
+from vocab.namespaces import DCT, DSGO, PROV, RDF_TYPE, XSD
 
-PROV = "http://www.w3.org/ns/prov#"
-DSGO = "https://w3id.org/dsgo-node/def#"
-XSD = "http://www.w3.org/2001/XMLSchema#"
-DCT = "http://purl.org/dc/terms/"
-RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_TYPE = ox.NamedNode(RDF_TYPE)
 PROVENANCE_DATASET = "provenance"
 
 
@@ -35,35 +33,35 @@ def version_triples(
     hex digits of the source SHA-256 (re-loading an unchanged source gives the same IRI).
     """
     label = str(version) if version is not None else prov.source_sha256[:16]
-    dataset_iri = f"{base_iri}/dataset/{dataset}"
-    version_iri = f"{dataset_iri}/version/{label}"
+    ds_iri = dataset_iri(base_iri, dataset)
+    version_iri = f"{ds_iri}/version/{label}"
     v = ox.NamedNode(version_iri)
     run = ox.NamedNode(f"{version_iri}/run")
     source = _source_node(prov.source, base_iri)
     agent = party_iri(prov.party_id)
     t = [
-        (v, RDF_TYPE, _p("Entity")),
-        (v, _p("specializationOf"), ox.NamedNode(dataset_iri)),
+        (v, _TYPE, _p("Entity")),
+        (v, _p("specializationOf"), ox.NamedNode(ds_iri)),
         (v, _p("wasGeneratedBy"), run),
         (v, _p("wasAttributedTo"), agent),
         (v, _p("generatedAtTime"), _time(prov.ended)),
         # the source entity is shared by every version read from the same place: the digest of
         # the bytes this version was converted from is recorded on the version itself
         (v, _d("sourceSha256"), ox.Literal(prov.source_sha256)),
-        (run, RDF_TYPE, _p("Activity")),
+        (run, _TYPE, _p("Activity")),
         (run, _p("startedAtTime"), _time(prov.started)),
         (run, _p("endedAtTime"), _time(prov.ended)),
         (run, _p("used"), source),
         (run, _p("wasAssociatedWith"), agent),
         (run, _d("connector"), ox.Literal(prov.connector)),
         (run, _d("connectorVersion"), ox.Literal(prov.connector_version)),
-        (source, RDF_TYPE, _p("Entity")),
+        (source, _TYPE, _p("Entity")),
         (source, _d("sourceLocation"), ox.Literal(prov.source)),
         (source, _d("sha256"), ox.Literal(prov.source_sha256)),
         (source, ox.NamedNode(DCT + "modified"), _time(prov.source_modified)),
-        (agent, RDF_TYPE, _p("Agent")),
+        (agent, _TYPE, _p("Agent")),
         (agent, _d("partyId"), ox.Literal(prov.party_id)),
-        (ox.NamedNode(dataset_iri), RDF_TYPE, _p("Entity")),
+        (ox.NamedNode(ds_iri), _TYPE, _p("Entity")),
     ]
     if previous_version is not None:
         t.append((v, _p("wasRevisionOf"), ox.NamedNode(previous_version)))
@@ -78,13 +76,13 @@ def derived_from(entity_iri: str, remote_resource_iri: str, etag: str | None) ->
     remote = ox.NamedNode(remote_resource_iri)
     out = [
         ox.Triple(entity, _p("wasDerivedFrom"), remote),
-        ox.Triple(remote, RDF_TYPE, _p("Entity")),
+        ox.Triple(remote, _TYPE, _p("Entity")),
     ]
     if etag is not None:
         read = ox.NamedNode(f"{remote_resource_iri}#etag-{quote(etag.strip(chr(34)), safe='')}")
         out += [
             ox.Triple(entity, _p("wasDerivedFrom"), read),
-            ox.Triple(read, RDF_TYPE, _p("Entity")),
+            ox.Triple(read, _TYPE, _p("Entity")),
             ox.Triple(read, _p("specializationOf"), remote),
             ox.Triple(read, _d("etag"), ox.Literal(etag)),
         ]
@@ -93,7 +91,7 @@ def derived_from(entity_iri: str, remote_resource_iri: str, etag: str | None) ->
 
 def provenance_graph(base_iri: str) -> ox.NamedNode:
     """The named graph holding all provenance triples."""
-    return ox.NamedNode(f"{base_iri}/dataset/{PROVENANCE_DATASET}")
+    return ox.NamedNode(dataset_iri(base_iri, PROVENANCE_DATASET))
 
 
 def _source_node(source: str, base_iri: str) -> ox.NamedNode:

@@ -22,7 +22,7 @@ from urllib.parse import urljoin
 import httpx
 import pyoxigraph as ox
 
-from connectors.state_file import write_json_atomically
+from node.files import write_json_atomically
 from node.iri import check_dataset_name, dataset_iri
 from node.store import Store, StoreError, UnknownDataset
 from trust.client import TrustClient
@@ -34,7 +34,6 @@ from trust.signing import SignatureError, sign_dataset, verify_dataset
 SIGNATURES_DIR = "signatures"
 AUTO_SIGN_LIMIT = 200_000  # datasets up to this many triples are signed after each connector load
 _ATTEMPTS = 3
-_DCT = "http://purl.org/dc/terms/"
 _DATASET_PATH = re.compile(r"/dataset/[a-z0-9][a-z0-9_-]{0,62}")
 NQUADS = "application/n-quads"
 NTRIPLES = "application/n-triples"

@@ -1,60 +1,22 @@
-"""Running connectors into the node: atomic dataset replace plus a PROV-O record per version."""
+"""Running connectors into the node: `dsgo connect`, and syncs that re-run the connectors whose
+sources changed since the last successful run (checksums in a JSON state file)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pyoxigraph as ox
-
 from connectors.base import ConnectorResult
+from connectors.errors import ConnectorError
+from connectors.fingerprints import file_sha256
 from connectors.run import run_connector
-from connectors.sync import SyncSource, sync
-from node.provenance import version_triples
+from node.files import write_json_atomically
+from node.publish import write_result
 from node.store import Store
-
-PROVENANCE_DATASET = "provenance"
-PROV = "http://www.w3.org/ns/prov#"
-
-
-def write_result(store: Store, base_iri: str, dataset: str, result: ConnectorResult) -> str:
-    """Replace `dataset` with the connector's output, then record the new version's provenance."""
-    if result.ntriples_path is not None:
-        store.replace_dataset(
-            dataset, Path(result.ntriples_path), ox.RdfFormat.N_TRIPLES, label=result.prov.source
-        )
-    else:
-        data = ox.serialize(result.triples or [], format=ox.RdfFormat.N_TRIPLES)
-        store.replace_dataset(dataset, data, ox.RdfFormat.N_TRIPLES, label=result.prov.source)
-    previous, number = latest_version(store, base_iri, dataset)
-    version_iri, triples = version_triples(
-        result.prov,
-        base_iri=base_iri,
-        dataset=dataset,
-        previous_version=previous,
-        version=number + 1,
-    )
-    store.append(PROVENANCE_DATASET, triples)
-    return version_iri
-
-
-def latest_version(store: Store, base_iri: str, dataset: str) -> tuple[str | None, int]:
-    """The newest recorded version of `dataset` and how many versions there are."""
-    graph = f"{base_iri}/dataset/{PROVENANCE_DATASET}"
-    ds = f"{base_iri}/dataset/{dataset}"
-    rows = list(
-        store.query(
-            f"SELECT ?v ?t WHERE {{ GRAPH <{graph}> {{ ?v <{PROV}specializationOf> <{ds}> ; "
-            f"<{PROV}generatedAtTime> ?t }} }} ORDER BY DESC(?t) DESC(STR(?v))",
-            default_graph=[graph],
-            named_graphs=[graph],
-        )
-    )
-    if not rows:
-        return None, 0
-    return rows[0]["v"].value, len(rows)
 
 
 def connect(
@@ -128,3 +90,94 @@ def make_sync_runner(rt) -> Callable[[bool], list[dict]]:
         return results
 
     return run
+
+
+@dataclass(frozen=True)
+class SyncSource:
+    """One configured source: which connector, which file/URL, into which dataset."""
+
+    kind: str
+    source: str
+    dataset: str
+    mapping: Path | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What happened to one source: 'updated', 'unchanged' or 'failed' (with the error)."""
+
+    dataset: str
+    status: str
+    checksum: str | None = None
+    triple_count: int = 0
+    error: str | None = None
+
+
+RunOne = Callable[[SyncSource], ConnectorResult]
+Write = Callable[[str, ConnectorResult], None]
+
+
+def sync(
+    sources: list[SyncSource],
+    state_path: Path,
+    run_one: RunOne,
+    write: Write,
+    force: bool = False,
+) -> list[SyncOutcome]:
+    """Run changed sources and ``write`` their results; state is saved after each success."""
+    state = _load_state(state_path)
+    outcomes = []
+    for src in sources:
+        try:
+            checksum = source_checksum(src)
+        except (ConnectorError, OSError) as exc:
+            outcomes.append(SyncOutcome(src.dataset, "failed", error=str(exc)))
+            continue
+        if not force and checksum is not None and state.get(src.dataset) == checksum:
+            outcomes.append(SyncOutcome(src.dataset, "unchanged", checksum))
+            continue
+        try:
+            result = run_one(src)
+            if checksum is None:  # a database: its content digest is known only after reading
+                checksum = f"{source_checksum(src, database=False)}:{result.prov.source_sha256}"
+                if not force and state.get(src.dataset) == checksum:
+                    outcomes.append(SyncOutcome(src.dataset, "unchanged", checksum))
+                    continue
+            write(src.dataset, result)
+        except Exception as exc:  # report per source; one bad source must not stop the others
+            outcomes.append(SyncOutcome(src.dataset, "failed", checksum, error=str(exc)))
+            continue
+        state[src.dataset] = checksum
+        _save_state(state_path, state)
+        outcomes.append(SyncOutcome(src.dataset, "updated", checksum, result.triple_count))
+    return outcomes
+
+
+def source_checksum(src: SyncSource, *, database: bool = True) -> str | None:
+    """sha256 over the source file, its mapping and options; None for a database URL source."""
+    if database and src.kind == "sql" and "://" in src.source:
+        return None
+    digest = hashlib.sha256()
+    digest.update(f"{src.kind}\0{src.source}\0".encode())
+    path = Path(src.source)
+    if "://" not in src.source:
+        digest.update(file_sha256(path).encode())
+    if src.mapping is not None:
+        digest.update(file_sha256(Path(src.mapping)).encode())
+    digest.update(json.dumps(dict(src.options), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _load_state(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {}  # unreadable state: treat every source as changed
+    return {str(k): str(v) for k, v in data.get("checksums", {}).items()}
+
+
+def _save_state(path: Path, state: dict[str, str]) -> None:
+    write_json_atomically(path, {"checksums": dict(sorted(state.items()))})

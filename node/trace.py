@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.iri import dataset_name, sparql_iri
+from node.iri import sparql_iri
 from node.runtime import Runtime
 from node.store import Store
-
-PROV = "http://www.w3.org/ns/prov#"
-DSGO = "https://w3id.org/dsgo-node/def#"
-DCT = "http://purl.org/dc/terms/"
+from vocab.iris import dataset_name
+from vocab.namespaces import DCT, DSGO, PROV
 
 
 def trace(rt: Runtime, iri: str, access_limit: int = 50) -> dict[str, Any]:

@@ -276,7 +276,7 @@ def test_read_only_store_fails_closed(tmp_path) -> None:
     assert len(ro.entries()) == 10
     with pytest.raises(AuditUnavailable) as err:
         ro.append(_event(99))
-    assert err.value.status == 503
+    assert err.value.error == "temporarily_unavailable"
     assert len(ro.entries()) == 10
 
 

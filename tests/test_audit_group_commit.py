@@ -67,7 +67,9 @@ def test_failed_batch_fails_every_waiting_request(tmp_path) -> None:
         results = asyncio.run(main())
     finally:
         blocker.execute("ROLLBACK")
-    assert all(isinstance(r, AuditUnavailable) and r.status == 503 for r in results)
+    assert all(
+        isinstance(r, AuditUnavailable) and r.error == "temporarily_unavailable" for r in results
+    )
     assert [e.seq for e in log.entries()] == [1]
     asyncio.run(_request(log, 7))  # the log recovers once the lock is free
     assert [e.token_jti for e in log.entries()] == ["0", "7"]
@@ -157,7 +159,7 @@ def test_append_all_is_all_or_nothing(tmp_path) -> None:
             log.append_all([_event(1), _event(2)])
     finally:
         blocker.execute("ROLLBACK")
-    assert err.value.status == 503
+    assert err.value.error == "temporarily_unavailable"
     assert [e.token_jti for e in log.entries()] == ["0"]
     with pytest.raises(ValueError):
         log.append_all([_event(3), AuditEvent(kind="no-such-kind")])

@@ -314,3 +314,24 @@ def test_authorization_with_non_ascii_bytes_is_401(http, value) -> None:
 def test_format_outside_ascii_is_406(http, node) -> None:
     resp = http.get("/dataset/bim", params={"format": "\u00e9"}, headers=node.auth())
     json_error(resp, 406, "not_acceptable")
+
+
+def test_every_trust_error_code_has_its_http_status() -> None:
+    """trust/ errors carry protocol codes only; the node's one table gives each its status."""
+    import importlib
+    import pkgutil
+
+    import trust
+    from node.errors import TRUST_STATUS
+    from trust.errors import TrustError
+
+    for info in pkgutil.iter_modules(trust.__path__):
+        importlib.import_module(f"trust.{info.name}")
+    seen, todo = set(), [TrustError]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls)
+        todo.extend(c for c in cls.__subclasses__() if c not in seen)
+    missing = {c.__name__: c.error for c in seen if c.error not in TRUST_STATUS}
+    assert not missing, missing
+    assert not [c.__name__ for c in seen if "status" in vars(c)], "trust errors name no HTTP status"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from connectors.base import ConnectorResult
 from connectors.run import run_connector
-from connectors.sync import SyncSource, sync
+from node.sync import SyncSource, sync
 
 BAG = Path(__file__).parent / "data" / "bag"
 

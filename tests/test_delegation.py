@@ -19,7 +19,7 @@ from trust.delegation import (
     Policy,
     build_policy,
     decide,
-    evaluate,
+    evaluate_mask,
     validate_evidence,
 )
 
@@ -50,7 +50,7 @@ CASES = [
 def test_ishare_reference_cases(case: int, mask: str, expected: str) -> None:
     policy = Policy(f"case{case}", validate_evidence(load(f"case{case}_policy.json")))
     now = policy.not_before + 1
-    assert evaluate(load(mask), [policy], now) == load(expected)
+    assert evaluate_mask(load(mask), [policy], now) == load(expected)
 
 
 def test_reference_cases_include_both_effects() -> None:
@@ -64,9 +64,9 @@ def test_reference_cases_include_both_effects() -> None:
 def test_outside_time_window_nothing_applies() -> None:
     policy = Policy("c1", load("case1_policy.json")["delegationEvidence"])
     mask = load("case1_mask.json")
-    inside = evaluate(mask, [policy], policy.not_before)
-    before = evaluate(mask, [policy], policy.not_before - 1)
-    expired = evaluate(mask, [policy], policy.not_on_or_after)
+    inside = evaluate_mask(mask, [policy], policy.not_before)
+    before = evaluate_mask(mask, [policy], policy.not_before - 1)
+    expired = evaluate_mask(mask, [policy], policy.not_on_or_after)
     assert _effect(inside) == "Permit"
     assert _effect(before) == "Deny"
     assert _effect(expired) == "Deny"
@@ -80,11 +80,11 @@ def test_policy_for_other_subject_or_issuer_does_not_apply() -> None:
     other_issuer["policyIssuer"] = "EU.EORI.NL000000005"
     mask = load("case1_mask.json")
     policies = [Policy("a", other_subject), Policy("b", other_issuer)]
-    assert _effect(evaluate(mask, policies, doc["notBefore"] + 1)) == "Deny"
+    assert _effect(evaluate_mask(mask, policies, doc["notBefore"] + 1)) == "Deny"
 
 
 def test_no_policy_denies_by_default_with_short_window() -> None:
-    evidence = evaluate(load("case1_mask.json"), [], NOW)
+    evidence = evaluate_mask(load("case1_mask.json"), [], NOW)
     assert _effect(evidence) == "Deny"
     ev = evidence["delegationEvidence"]
     assert ev["notBefore"] == NOW and 0 < ev["notOnOrAfter"] - NOW <= 60
@@ -99,17 +99,17 @@ def test_permit_overrides_across_policies() -> None:
     ]
     mask = load("case2_mask1.json")
     now = deny_abc123["notBefore"] + 1
-    assert _effect(evaluate(mask, [Policy("d", deny_abc123)], now)) == "Deny"
+    assert _effect(evaluate_mask(mask, [Policy("d", deny_abc123)], now)) == "Deny"
     both = [Policy("d", deny_abc123), Policy("p", specific)]
-    assert _effect(evaluate(mask, both, now)) == "Permit"
+    assert _effect(evaluate_mask(mask, both, now)) == "Permit"
 
 
 def test_deny_overrides_within_a_policy() -> None:
     mask = load("case5_mask.json")
     policy = Policy("c5", load("case5_policy.json")["delegationEvidence"])
-    assert _effect(evaluate(mask, [policy], policy.not_before + 1)) == "Deny"
+    assert _effect(evaluate_mask(mask, [policy], policy.not_before + 1)) == "Deny"
     mask["delegationRequest"]["policySets"][0]["policies"][0]["target"]["actions"] = ["ISHARE.READ"]
-    assert _effect(evaluate(mask, [policy], policy.not_before + 1)) == "Permit"
+    assert _effect(evaluate_mask(mask, [policy], policy.not_before + 1)) == "Permit"
 
 
 def test_wildcard_in_mask_needs_wildcard_grant() -> None:
@@ -122,7 +122,7 @@ def test_wildcard_in_mask_needs_wildcard_grant() -> None:
         not_on_or_after=NOW + 10,
     )
     mask = _mask(BOT_BUILDING, ["*"])
-    assert _effect(evaluate(mask, [Policy("s", specific)], NOW)) == "Deny"
+    assert _effect(evaluate_mask(mask, [Policy("s", specific)], NOW)) == "Deny"
     wildcard = build_policy(
         issuer=OWNER,
         subject=ABC,
@@ -130,9 +130,9 @@ def test_wildcard_in_mask_needs_wildcard_grant() -> None:
         not_before=NOW - 10,
         not_on_or_after=NOW + 10,
     )
-    assert _effect(evaluate(mask, [Policy("w", wildcard)], NOW)) == "Permit"
+    assert _effect(evaluate_mask(mask, [Policy("w", wildcard)], NOW)) == "Permit"
     specific_mask = _mask(BOT_BUILDING, [f"{BASE}/id/building/1"])
-    assert _effect(evaluate(specific_mask, [Policy("w", wildcard)], NOW)) == "Permit"
+    assert _effect(evaluate_mask(specific_mask, [Policy("w", wildcard)], NOW)) == "Permit"
 
 
 def test_partial_permit_of_mask_is_deny() -> None:
@@ -147,11 +147,11 @@ def test_partial_permit_of_mask_is_deny() -> None:
         not_on_or_after=NOW + 10,
     )
     two_ids = _mask(BOT_BUILDING, [f"{BASE}/id/building/1", f"{BASE}/id/building/2"])
-    assert _effect(evaluate(two_ids, [Policy("p", policy)], NOW)) == "Deny"
+    assert _effect(evaluate_mask(two_ids, [Policy("p", policy)], NOW)) == "Deny"
     all_attrs = _mask(BOT_BUILDING, [f"{BASE}/id/building/1"])
-    assert _effect(evaluate(all_attrs, [Policy("p", policy)], NOW)) == "Deny"
+    assert _effect(evaluate_mask(all_attrs, [Policy("p", policy)], NOW)) == "Deny"
     one_attr = _mask(BOT_BUILDING, [f"{BASE}/id/building/1"], ["https://w3id.org/props#a"])
-    assert _effect(evaluate(one_attr, [Policy("p", policy)], NOW)) == "Permit"
+    assert _effect(evaluate_mask(one_attr, [Policy("p", policy)], NOW)) == "Permit"
 
 
 @pytest.mark.parametrize(
@@ -174,8 +174,8 @@ def test_malformed_masks_are_rejected(mutate) -> None:
     mask = load("case1_mask.json")
     mutate(mask)
     with pytest.raises(InvalidMask) as info:
-        evaluate(mask, [], NOW)
-    assert info.value.status == 400
+        evaluate_mask(mask, [], NOW)
+    assert info.value.error == "invalid_request"
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from node.enforcement import (
     AccessDenied,
     Enforcer,
     MemoryStore,
-    dataset_clause,
     filter_description,
-    replace_dataset_clause,
     scoped_query,
 )
+from node.sparql.outline import outline
+from node.sparql.rewrite import with_dataset
 from trust.delegation import DSGO_DATASET, Decision, PartialGrant, Scope
 from trust.policy_store import PolicyStore
 
@@ -171,21 +171,6 @@ def test_from_narrows_within_scope(store) -> None:
     assert named == [(f"<{BAG}>",)]
 
 
-def test_dataset_clause_parsing() -> None:
-    q = f"""
-    # FROM <http://evil/in-comment>
-    BASE <{BASE}/>
-    PREFIX d: <{BASE}/dataset/>
-    PREFIX from: <http://example.org/>
-    SELECT ?from FROM d:ifc FROM NAMED <dataset/bag> FROM <{SECRET}>
-    WHERE {{ ?s from:p "FROM <http://evil/in-string>" . FILTER(?from < 3) }}
-    """
-    assert dataset_clause(q) == ([IFC, SECRET], [BAG])
-    assert dataset_clause("SELECT * WHERE { ?s ?p ?o }") == (None, None)
-    assert dataset_clause("ASK FROM NAMED <http://a> { }") == ([], ["http://a"])
-    assert dataset_clause("DESCRIBE <http://x> FROM <http://a>") == (["http://a"], [])
-
-
 # --- partial scopes -----------------------------------------------------------------------------
 
 
@@ -327,40 +312,10 @@ def test_dataset_type_grant_in_store(policies) -> None:
 # --- SPARQL Protocol dataset parameters -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "SELECT * WHERE { ?s ?p ?o }",
-        "SELECT * { ?s ?p ?o }",
-        f"SELECT * FROM <{SECRET}> FROM NAMED <{SECRET}> WHERE {{ ?s ?p ?o }}",
-        "PREFIX x: <http://x/> SELECT ?s (COUNT(*) AS ?n) WHERE { ?s ?p ?o } GROUP BY ?s",
-        "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }",
-        f"CONSTRUCT {{ ?s ?p ?o }} FROM <{SECRET}> WHERE {{ ?s ?p ?o }}",
-        "CONSTRUCT WHERE { ?s ?p ?o }",
-        f"DESCRIBE <{BASE}/id/building/1>",
-        f"DESCRIBE <{BASE}/id/building/1> LIMIT 5",
-        "ASK { ?s ?p ?o }",
-        "# FROM <http://c/> in a comment\nSELECT ?from WHERE { ?from ?p 'FROM <http://s/>' }",
-    ],
-)
-def test_replace_dataset_clause(query) -> None:
-    rewritten = replace_dataset_clause(query, [IFC], [BAG, SECRET])
-    assert dataset_clause(rewritten) == ([IFC], [BAG, SECRET])
-    ox.Store().query(rewritten)  # still valid SPARQL
-    assert replace_dataset_clause(query, [], []) == query
-    only_named = replace_dataset_clause(query, [], [BAG])
-    assert dataset_clause(only_named) == ([], [BAG])
-
-
-def test_replace_dataset_clause_rejects_injection() -> None:
-    with pytest.raises(ValueError):
-        replace_dataset_clause("SELECT * { ?s ?p ?o }", ["http://a> } ; DROP ALL #"], [])
-
-
 def test_protocol_graph_outside_scope_gives_nothing(store) -> None:
-    query = replace_dataset_clause("SELECT ?o WHERE { ?s ?p ?o }", [SECRET], [])
+    query = with_dataset(outline("SELECT ?o WHERE { ?s ?p ?o }"), [SECRET], [])
     assert rows(scoped_query(store, query, WHOLE_IFC, dataset_graphs=graphs_of(store))) == []
-    query = replace_dataset_clause("SELECT ?o WHERE { ?s ?p ?o }", [SECRET, IFC], [])
+    query = with_dataset(outline("SELECT ?o WHERE { ?s ?p ?o }"), [SECRET, IFC], [])
     assert ('"Duplex"',) in rows(
         scoped_query(store, query, WHOLE_IFC, dataset_graphs=graphs_of(store))
     )

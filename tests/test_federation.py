@@ -14,12 +14,12 @@ import httpx
 import pyoxigraph as ox
 import pytest
 
-from node.federation import (
+from node.sparql.federation import (
     RemoteSourceError,
     RemoteTimeout,
     ServiceNotAllowed,
     UnsupportedService,
-    evaluate,
+    evaluate_federated,
     http_fetch,
 )
 
@@ -224,7 +224,9 @@ def test_federated_equals_merged_store(name, remotes, stores, client):
     federated, single = _texts(FEDERATED[name], remotes)
     expected = rows(merged.query(single))
     assert expected and expected != Counter([False])  # each case has a non-trivial answer
-    answer = evaluate(federated, local=local.query, fetch=http_fetch(client), batch_size=50)
+    answer = evaluate_federated(
+        federated, local=local.query, fetch=http_fetch(client), batch_size=50
+    )
     assert rows(answer.result) == expected
     assert all(s.error is None for s in answer.sources)
     assert answer.requests >= len(answer.sources) > 0
@@ -233,7 +235,7 @@ def test_federated_equals_merged_store(name, remotes, stores, client):
 def test_order_by_preserved(remotes, stores, client):
     local, merged = stores
     federated, single = _texts(FEDERATED["filter_on_remote_value"], remotes)
-    answer = evaluate(federated, local=local.query, fetch=http_fetch(client))
+    answer = evaluate_federated(federated, local=local.query, fetch=http_fetch(client))
     got = [tuple(str(v) for v in s) for s in answer.result]
     assert got == [tuple(str(v) for v in s) for s in merged.query(single)]
 
@@ -244,7 +246,7 @@ def test_values_batches(remotes, stores, client):
     shared = len({str(s[0]) for s in local.query(PREFIXES + FEDERATED_SPACES)})
     assert shared > 60
     recorder = Recorder(http_fetch(client))
-    answer = evaluate(federated, local=local.query, fetch=recorder, batch_size=25)
+    answer = evaluate_federated(federated, local=local.query, fetch=recorder, batch_size=25)
     assert len(recorder.sent) == math.ceil(shared / 25) > 1
     assert answer.requests == len(recorder.sent)
     assert all("VALUES (?space)" in q for _, q in recorder.sent)
@@ -260,7 +262,11 @@ def test_batch_size_does_not_change_result(remotes, stores, client):
     local, _ = stores
     federated, _ = _texts(FEDERATED["two_endpoints"], remotes)
     results = [
-        rows(evaluate(federated, local=local.query, fetch=http_fetch(client), batch_size=b).result)
+        rows(
+            evaluate_federated(
+                federated, local=local.query, fetch=http_fetch(client), batch_size=b
+            ).result
+        )
         for b in (1, 7, 1000)
     ]
     assert results[0] == results[1] == results[2]
@@ -274,7 +280,7 @@ def test_remote_down_names_endpoint(stores, client):
         + f"SELECT * WHERE {{ ?o sosa:hasFeatureOfInterest ?s . SERVICE <{endpoint}> {{ ?s a bot:Space }} }}"
     )
     with pytest.raises(RemoteSourceError) as info:
-        evaluate(query, local=local.query, fetch=http_fetch(client))
+        evaluate_federated(query, local=local.query, fetch=http_fetch(client))
     assert info.value.endpoint == endpoint
     assert info.value.status == 502
     body = info.value.to_json()
@@ -288,7 +294,7 @@ def test_remote_down_silent_yields_one_empty_solution(stores, client):
         PREFIXES
         + f"SELECT ?s ?kind WHERE {{ ?o sosa:hasFeatureOfInterest ?s . SERVICE SILENT <{endpoint}> {{ ?s a ?kind }} }}"
     )
-    answer = evaluate(query, local=local.query, fetch=http_fetch(client))
+    answer = evaluate_federated(query, local=local.query, fetch=http_fetch(client))
     got = rows(answer.result)
     expected = rows(
         local.query(PREFIXES + "SELECT ?s ?kind WHERE { ?o sosa:hasFeatureOfInterest ?s }")
@@ -304,7 +310,7 @@ def test_remote_http_error_is_reported(remotes, stores, client):
     endpoint = remotes["building"].replace("/query", "/no-such-path")
     query = PREFIXES + f"SELECT * WHERE {{ SERVICE <{endpoint}> {{ ?s a bot:Space }} }}"
     with pytest.raises(RemoteSourceError) as info:
-        evaluate(query, local=local.query, fetch=http_fetch(client))
+        evaluate_federated(query, local=local.query, fetch=http_fetch(client))
     assert info.value.endpoint == endpoint and "HTTP 404" in info.value.reason
 
 
@@ -340,7 +346,7 @@ def test_timeout_names_endpoint(silent_server, stores, client):
     local, _ = stores
     query = PREFIXES + f"SELECT * WHERE {{ SERVICE <{silent_server}> {{ ?s a bot:Space }} }}"
     with pytest.raises(RemoteTimeout) as info:
-        evaluate(query, local=local.query, fetch=http_fetch(client), timeout=0.3)
+        evaluate_federated(query, local=local.query, fetch=http_fetch(client), timeout=0.3)
     assert info.value.endpoint == silent_server
     assert info.value.status == 504
     assert info.value.to_json()["error"] == "remote_source_timeout"
@@ -353,7 +359,7 @@ def test_timeout_silent(silent_server, remotes, stores, client):
         f" SERVICE <{remotes['building']}> {{ ?space props:area/qudt:numericValue ?area }}"
         f" SERVICE SILENT <{silent_server}> {{ ?space rdfs:comment ?c }} }}"
     )
-    answer = evaluate(query, local=local.query, fetch=http_fetch(client), timeout=0.3)
+    answer = evaluate_federated(query, local=local.query, fetch=http_fetch(client), timeout=0.3)
     expected = merged.query(
         PREFIXES
         + "SELECT ?space ?area WHERE { ?o sosa:hasFeatureOfInterest ?space . ?space props:area/qudt:numericValue ?area }"
@@ -368,7 +374,7 @@ def test_nothing_written_to_local_store(remotes, stores, client):
     before = len(local)
     for name in ("join_aggregate", "two_endpoints", "construct"):
         federated, _ = _texts(FEDERATED[name], remotes)
-        result = evaluate(federated, local=local.query, fetch=http_fetch(client)).result
+        result = evaluate_federated(federated, local=local.query, fetch=http_fetch(client)).result
         rows(result)
     assert len(local) == before
     assert not list(local.named_graphs())
@@ -393,10 +399,10 @@ def test_rejections(query, error, stores, client):
     local, _ = stores
     if error is None:  # a SERVICE inside EXISTS is a normal pattern: it is evaluated
         with pytest.raises(RemoteSourceError):
-            evaluate(query, local=local.query, fetch=http_fetch(client), timeout=1)
+            evaluate_federated(query, local=local.query, fetch=http_fetch(client), timeout=1)
         return
     with pytest.raises(error) as info:
-        evaluate(query, local=local.query, fetch=http_fetch(client))
+        evaluate_federated(query, local=local.query, fetch=http_fetch(client))
     assert info.value.status == 400
 
 
@@ -405,7 +411,7 @@ def test_endpoint_allow_list(remotes, stores, client):
     federated, _ = _texts(FEDERATED["two_endpoints"], remotes)
     recorder = Recorder(http_fetch(client))
     with pytest.raises(ServiceNotAllowed) as info:
-        evaluate(
+        evaluate_federated(
             federated,
             local=local.query,
             fetch=recorder,
@@ -418,7 +424,7 @@ def test_endpoint_allow_list(remotes, stores, client):
 def test_query_without_service_runs_locally(stores, client):
     local, _ = stores
     recorder = Recorder(http_fetch(client))
-    answer = evaluate(
+    answer = evaluate_federated(
         PREFIXES + 'SELECT ?s WHERE { ?s sosa:observedProperty ?p FILTER(STR(?p) != "SERVICE") }',
         local=local.query,
         fetch=recorder,
@@ -432,7 +438,7 @@ def test_remote_blank_nodes_become_endpoint_scoped_iris(remotes, stores, client)
         "SELECT ?space ?q WHERE { ?o sosa:hasFeatureOfInterest ?space ."
         f" SERVICE <{remotes['building']}> {{ ?space props:area ?q }} }}"
     )
-    answer = evaluate(query, local=local.query, fetch=http_fetch(client))
+    answer = evaluate_federated(query, local=local.query, fetch=http_fetch(client))
     got = [s["q"] for s in answer.result]
     expected = list(merged.query(query.replace(f"SERVICE <{remotes['building']}>", "")))
     assert len(got) == len(expected) > 0
@@ -446,5 +452,5 @@ def test_remote_row_cap(remotes, stores, client):
     local, _ = stores
     query = PREFIXES + f"SELECT * WHERE {{ SERVICE <{remotes['building']}> {{ ?s a bot:Space }} }}"
     with pytest.raises(RemoteSourceError) as info:
-        evaluate(query, local=local.query, fetch=http_fetch(client), max_remote_rows=10)
+        evaluate_federated(query, local=local.query, fetch=http_fetch(client), max_remote_rows=10)
     assert "more than 10 rows" in info.value.reason and info.value.endpoint == remotes["building"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.federation import evaluate
+from node.sparql.federation import evaluate_federated
 
 EX = "http://127.0.0.1/x/"
 R = "http://127.0.0.1:9/sparql"  # never contacted: fetch answers from the in-process remote store
@@ -82,7 +82,7 @@ def test_federated_equals_merged(shape, local_data, remote_data, batch):
     local, remote = store(local_data), store(remote_data)
     merged = store(local_data + remote_data)
     query = PREFIX + SHAPES[shape]
-    answer = evaluate(
+    answer = evaluate_federated(
         query.replace("<R>", f"<{R}>"),
         local=local.query,
         fetch=lambda endpoint, q, timeout: remote.query(q),

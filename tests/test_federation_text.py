@@ -6,8 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.federation import InvalidQuery, UnsupportedService, evaluate, has_service, plan_query
-from node.sparql_text import STRING, SparqlSyntaxError, tokenize
+from node.sparql.federation import (
+    InvalidQuery,
+    UnsupportedService,
+    evaluate_federated,
+    has_service,
+    plan_query,
+)
+from node.sparql.text import STRING, SparqlSyntaxError, tokenize
 
 NOT_SERVICE = [
     'SELECT * WHERE { ?s ?p "SERVICE <http://x/> { ?a ?b ?c }" }',
@@ -101,7 +107,7 @@ def test_unbalanced_query_is_a_syntax_error():
     with pytest.raises(SparqlSyntaxError):
         plan_query(query)
     with pytest.raises(InvalidQuery) as info:
-        evaluate(query, local=lambda q: None, fetch=lambda e, q, t: None)
+        evaluate_federated(query, local=lambda q: None, fetch=lambda e, q, t: None)
     assert info.value.status == 400 and "never closed" in str(info.value)
 
 

@@ -13,7 +13,8 @@ import orjson
 import pyoxigraph as ox
 import pytest
 
-from node.sparql_results import (
+from node.sparql.outline import outline
+from node.sparql.results import (
     QueryTimeout,
     _cap_rows,
     _json_rows,
@@ -21,7 +22,14 @@ from node.sparql_results import (
     serialise_solutions,
     write,
 )
-from node.sparql_text import limit_select
+from node.sparql.rewrite import with_limit
+
+
+def limit_select(query: str, rows: int) -> str | None:
+    """The capped text (None when the node leaves the cap to the reader of the results)."""
+    limited = with_limit(outline(query), rows)
+    return None if limited is None else limited.text
+
 
 MEDIA = [
     "application/sparql-results+json",

@@ -40,6 +40,8 @@ from trust.errors import TrustError
 from trust.pki import PartyIdentity, certificate_matches_party
 from trust.pki import party_iri as pki_party_iri
 from trust.signing import SignatureError, sign_jws, verify_jws
+from vocab.iris import dataset_iri
+from vocab.namespaces import DSGO, PROV, RDF_TYPE, XSD
 
 KINDS = frozenset(
     {"token_issued", "token_refused", "permit", "deny", "query", "federated_call", "admin"}
@@ -47,16 +49,12 @@ KINDS = frozenset(
 CHECKPOINT_TYP = "dsgo-audit-checkpoint+jws"
 log = logging.getLogger("dsgo.audit")
 VERIFY_PAGE = 10_000
-PROV = "http://www.w3.org/ns/prov#"
-DSGO = "https://w3id.org/dsgo-node/def#"
-XSD = "http://www.w3.org/2001/XMLSchema#"
-RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_TYPE = ox.NamedNode(RDF_TYPE)
 
 
 class AuditUnavailable(TrustError):
     """The audit entry could not be written; the audited action must not happen."""
 
-    status = 503
     error = "temporarily_unavailable"
 
 
@@ -539,8 +537,8 @@ def as_prov(entries: Iterable[AuditEntry], base_iri: str) -> list[ox.Triple]:
     out: list[ox.Triple] = []
     for e in entries:
         act = ox.NamedNode(f"{base_iri}/audit/entry/{e.seq}")
-        out.append(ox.Triple(act, RDF_TYPE, ox.NamedNode(PROV + "Activity")))
-        out.append(ox.Triple(act, RDF_TYPE, ox.NamedNode(DSGO + "AuditEntry")))
+        out.append(ox.Triple(act, _TYPE, ox.NamedNode(PROV + "Activity")))
+        out.append(ox.Triple(act, _TYPE, ox.NamedNode(DSGO + "AuditEntry")))
         when = ox.Literal(e.time, datatype=ox.NamedNode(XSD + "dateTime"))
         out.append(ox.Triple(act, ox.NamedNode(PROV + "startedAtTime"), when))
         out.append(ox.Triple(act, ox.NamedNode(DSGO + "auditKind"), ox.Literal(e.kind)))
@@ -549,10 +547,10 @@ def as_prov(entries: Iterable[AuditEntry], base_iri: str) -> list[ox.Triple]:
         if e.party:
             agent = party_iri(e.party)
             out.append(ox.Triple(act, ox.NamedNode(PROV + "wasAssociatedWith"), agent))
-            out.append(ox.Triple(agent, RDF_TYPE, ox.NamedNode(PROV + "Agent")))
+            out.append(ox.Triple(agent, _TYPE, ox.NamedNode(PROV + "Agent")))
             out.append(ox.Triple(agent, ox.NamedNode(DSGO + "partyId"), ox.Literal(e.party)))
         for name in e.datasets:
-            out.append(ox.Triple(act, ox.NamedNode(PROV + "used"), dataset_iri(name, base_iri)))
+            out.append(ox.Triple(act, ox.NamedNode(PROV + "used"), _dataset_node(name, base_iri)))
         for prop, value in (
             ("target", e.target),
             ("action", e.action),
@@ -573,11 +571,11 @@ def party_iri(party_id: str) -> ox.NamedNode:
     return ox.NamedNode(pki_party_iri(party_id))
 
 
-def dataset_iri(name: str, base_iri: str) -> ox.NamedNode:
+def _dataset_node(name: str, base_iri: str) -> ox.NamedNode:
     """A dataset name to its graph IRI; a full IRI (another node's dataset) passes through."""
     if "://" in name:
         return ox.NamedNode(name)
-    return ox.NamedNode(f"{base_iri}/dataset/{name}")
+    return ox.NamedNode(dataset_iri(base_iri, name))
 
 
 def canonical_json(value: Any) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trust.delegation import InvalidMask, Policy, evaluate, validate_evidence
+from trust.delegation import InvalidMask, Policy, evaluate_mask, validate_evidence
 from trust.errors import TrustError
 from trust.ishare_jwt import (
     create_signed_response,
@@ -33,42 +33,36 @@ MAX_PREVIOUS_STEPS = 5
 class NotEntitled(TrustError):
     """The requester is neither policy issuer nor access subject and brought no consumer step."""
 
-    status = 403
     error = "access_denied"
 
 
 class PreviousStepsError(TrustError):
     """A forwarded client assertion in previous_steps did not validate."""
 
-    status = 400
     error = "previous_steps_validation_error"
 
 
 class AssertionPairError(TrustError):
     """The forwarded assertion is not the access subject's, addressed to the requester."""
 
-    status = 400
     error = "invalid_delegation_assertion_pair"
 
 
 class NoPolicy(TrustError):
     """No policy at all exists for the mask's issuer and subject (iSHARE AR answers 404)."""
 
-    status = 404
     error = "not_found"
 
 
 class ForeignEvidence(TrustError):
     """Valid evidence from a register that is not the data owner's (HTTP 403)."""
 
-    status = 403
     error = "access_denied"
 
 
 class EvidenceError(TrustError):
     """Evidence from an external register is not acceptable; the request is unauthorised."""
 
-    status = 401
     error = "invalid_token"
 
 
@@ -131,7 +125,7 @@ class AuthorizationRegister:
         records = self.policies.list(subject=subject, issuer=issuer)
         if not records:
             raise NoPolicy("policy", "no policy for this issuer and access subject")
-        evidence = evaluate(request, records, now)
+        evidence = evaluate_mask(request, records, now)
         token = create_signed_response(
             self.identity, EVIDENCE_CLAIM, evidence[EVIDENCE_CLAIM], requester, now=now
         )

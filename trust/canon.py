@@ -30,7 +30,6 @@ _Q = tuple[
 class CanonicalizationError(TrustError):
     """The dataset exceeds the Hash N-Degree Quads budget (a poison graph) and is refused."""
 
-    status = 422
     error = "poison_graph"
 
 

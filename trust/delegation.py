@@ -1,6 +1,6 @@
 """Delegation policies in iSHARE delegation-evidence form, and their evaluation.
 
-`evaluate` answers a delegation mask with iSHARE delegation evidence; `decide` turns the policies
+`evaluate_mask` answers a delegation mask with iSHARE delegation evidence; `decide` turns the policies
 that apply to one caller into the `Scope` of linked data it may read. Combining rules follow iSHARE:
 policies permit-overrides, rules within a policy deny-overrides, deny by default.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trust.errors import TrustError
+from vocab.namespaces import DSGO
 
-DSGO = "https://w3id.org/dsgo-node/def#"
 DSGO_DATASET = DSGO + "Dataset"
 ISHARE_READ = "ISHARE.READ"
 DSGO_QUERY = "dsgo:query"
@@ -43,7 +43,6 @@ _GRANTING = {
 class DelegationError(TrustError):
     """A policy or mask that cannot be evaluated; maps to HTTP 400 invalid_request."""
 
-    status = 400
     error = "invalid_request"
     check_name = "delegation"
 
@@ -157,7 +156,9 @@ class Decision:
     token_jti: str | None = None
 
 
-def evaluate(mask: Mapping[str, Any], policies: Iterable[Policy], now: float) -> dict[str, Any]:
+def evaluate_mask(
+    mask: Mapping[str, Any], policies: Iterable[Policy], now: float
+) -> dict[str, Any]:
     """Answer a delegation mask with iSHARE delegation evidence (Permit or Deny per mask policy)."""
     request = mask.get("delegationRequest", mask)
     issuer, subject = _mask_parties(request)

@@ -1,12 +1,13 @@
-"""Trust-layer exceptions; each carries the HTTP status and OAuth error code it maps to."""
+"""Trust-layer exceptions. Each carries the OAuth / iSHARE error code (`error`) and the check
+that failed; never an HTTP status: the application that embeds trust/ maps codes to its
+transport (node.errors.trust_status for the node)."""
 
 from __future__ import annotations
 
 
 class TrustError(Exception):
-    """Base class: `check` names the failed check, `status`/`error` give the HTTP mapping."""
+    """Base class: `check` names the failed check, `error` is the protocol's error code."""
 
-    status: int = 400
     error: str = "invalid_request"
 
     def __init__(self, check: str, description: str | None = None) -> None:
@@ -22,35 +23,30 @@ class TrustError(Exception):
 class InvalidRequest(TrustError):
     """A missing, repeated or malformed request parameter."""
 
-    status = 400
     error = "invalid_request"
 
 
 class InvalidClient(TrustError):
     """Client authentication failed (assertion, certificate, party status)."""
 
-    status = 400
     error = "invalid_client"
 
 
 class InvalidGrant(TrustError):
     """The grant itself is unacceptable."""
 
-    status = 400
     error = "invalid_grant"
 
 
 class UnsupportedGrantType(TrustError):
     """grant_type other than client_credentials."""
 
-    status = 400
     error = "unsupported_grant_type"
 
 
 class InvalidScope(TrustError):
     """scope does not contain the iSHARE scope."""
 
-    status = 400
     error = "invalid_scope"
 
 
@@ -73,41 +69,28 @@ class IdentifierError(InvalidRequest, ValueError):
 class InvalidToken(TrustError):
     """RFC 6750: missing, expired, forged or foreign access token."""
 
-    status = 401
     error = "invalid_token"
 
 
 class InsufficientScope(TrustError):
     """RFC 6750: token valid but lacks the needed scope."""
 
-    status = 403
     error = "insufficient_scope"
-
-
-class MethodNotAllowed(TrustError):
-    """An endpoint was called with a method it refuses (GET on /connect/token)."""
-
-    status = 405
-    error = "invalid_request"
-    allow = "POST"  # the methods the endpoint takes (the only one refusing others is the token endpoint)
 
 
 class NotFound(TrustError):
     """A registry lookup found no party."""
 
-    status = 404
     error = "not_found"
 
 
 class RegistryUnavailable(TrustError):
     """The participant registry could not be reached or answered badly."""
 
-    status = 503
     error = "temporarily_unavailable"
 
 
 class UpstreamError(TrustError):
     """Another node refused or failed a trust call we made (token, capabilities)."""
 
-    status = 502
     error = "upstream_error"

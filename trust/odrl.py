@@ -12,8 +12,8 @@ from typing import Any
 
 from trust.delegation import DSGO, DSGO_DATASET, DSGO_QUERY, ISHARE_READ, WILDCARD, Policy
 from trust.pki import party_iri
+from vocab.namespaces import ODRL
 
-ODRL = "http://www.w3.org/ns/odrl/2/"
 CONTEXT: dict[str, Any] = {
     "odrl": ODRL,
     "dsgo": DSGO,

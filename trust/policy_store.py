@@ -25,6 +25,7 @@ from trust.delegation import (
     build_policy,
     validate_evidence,
 )
+from vocab.iris import DATASET_PATH, dataset_iri
 
 FAR_FUTURE = 2147483647
 _DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -48,9 +49,8 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('version', 0);
 
 
 class PolicyNotFound(DelegationError):
-    """No (unrevoked) policy with that id; maps to HTTP 404."""
+    """No (unrevoked) policy with that id (`not_found`)."""
 
-    status = 404
     error = "not_found"
 
 
@@ -186,11 +186,11 @@ class PolicyStore:
         """Dataset name -> named graph IRI; '*' stays the wildcard."""
         if name == WILDCARD:
             return WILDCARD
-        if name.startswith(self.base_iri + "/dataset/"):
-            name = name[len(self.base_iri + "/dataset/") :]
+        if name.startswith(self.base_iri + DATASET_PATH):
+            name = name[len(self.base_iri + DATASET_PATH) :]
         if not _DATASET_NAME.fullmatch(name):
             raise DelegationError(f"invalid dataset name {name!r}")
-        return f"{self.base_iri}/dataset/{name}"
+        return dataset_iri(self.base_iri, name)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)

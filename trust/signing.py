@@ -38,7 +38,6 @@ _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 class SignatureError(TrustError):
     """A dataset or checkpoint signature is malformed, does not match the data, or is forged."""
 
-    status = 422
     error = "invalid_signature"
 
 

@@ -41,7 +41,6 @@ MAX_HEADS = 10_000
 class WitnessConflict(TrustError):
     """A checkpoint contradicts a head already witnessed (a rewrite, or a rollback)."""
 
-    status = 409
     error = "witness_conflict"
 
 

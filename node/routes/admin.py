@@ -18,25 +18,25 @@ from node.auth import authenticate
 from node.disk import lock_spool
 from node.enforcement import ADMIN
 from node.errors import BadRequest, NodeError
-from node.iri import InvalidName, check_dataset_name
+from node.iri import check_dataset_name
 from node.runtime import Runtime
+from node.service.ops import LocalNode
 from node.store import format_for
 
 MAX_UPLOAD = 4 * 1024**3
 
 
 def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
-    """PUT/DELETE /admin/datasets/{name}; POST /admin/sync (when the node has sources)."""
+    """PUT/DELETE/GET /admin/datasets, POST /admin/{connect,derive,sync,check}: parse, call
+    LocalNode for the authenticated caller (which asks the enforcement point), respond."""
 
-    def _owner(request: Request, target: str, operation: str) -> str:
-        """The owner's party, after the enforcement point permitted (and audited) the action."""
-        caller = authenticate(request, rt.layer)
-        rt.enforcer.authorize(caller, ADMIN, target, operation=operation)
-        return caller.party_id
+    def ops(request: Request) -> LocalNode:
+        return LocalNode(rt, authenticate(request, rt.layer), run_sync=run_sync)
 
     async def put_dataset(request: Request) -> Response:
         name = check_dataset_name(request.path_params["name"])
-        _owner(request, name, "replace_dataset")
+        node = ops(request)
+        rt.enforcer.authorize(node.caller, ADMIN, name, audit=False)  # before reading the body
         media = request.headers.get("content-type", "").split(";")[0].strip()
         fmt = format_for(f"upload.{request.query_params.get('format', '')}", media or None)
         # Spool to disk so a large upload never sits in memory, then load atomically.
@@ -50,105 +50,53 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
                 spool.write(chunk)
             spool.flush()
             label = request.headers.get("x-dsgo-source", "upload")
-            info = await run_in_threadpool(
-                rt.store.replace_dataset, name, Path(spool.name), fmt, label=label
-            )
-        return JSONResponse({"dataset": info.name, "graph": info.graph, "triples": info.triples})
+            body = await run_in_threadpool(node.load, name, Path(spool.name), fmt, label)
+        return JSONResponse(body)
 
     async def delete_dataset(request: Request) -> Response:
         name = check_dataset_name(request.path_params["name"])
-        _owner(request, name, "drop_dataset")
-        await run_in_threadpool(rt.store.drop_dataset, name)
+        await run_in_threadpool(ops(request).drop, name)
         return Response(status_code=204)
 
     async def list_datasets(request: Request) -> Response:
-        _owner(request, "datasets", "list_datasets")
-        datasets = await run_in_threadpool(rt.store.datasets)
-        return JSONResponse(
-            {
-                "datasets": [
-                    {
-                        "name": d.name,
-                        "graph": d.graph,
-                        "triples": d.triples,
-                        "modified": d.modified.isoformat() if d.modified else None,
-                    }
-                    for d in datasets
-                ]
-            }
-        )
+        return JSONResponse({"datasets": await run_in_threadpool(ops(request).datasets)})
 
     async def connect(request: Request) -> Response:
-        from node.sync import connect as run_connect
-
-        caller = authenticate(request, rt.layer)
-        rt.enforcer.authorize(caller, ADMIN, "connect", audit=False)
+        node = ops(request)
+        rt.enforcer.authorize(node.caller, ADMIN, "connect", audit=False)
         body = await _json(request)
         kind, source, dataset = body.get("kind"), body.get("source"), body.get("dataset")
         if not all(isinstance(v, str) and v for v in (kind, source, dataset)):
-            return JSONResponse(
-                {
-                    "error": "invalid_request",
-                    "error_description": "kind, source and dataset are required",
-                },
-                status_code=400,
-            )
+            raise BadRequest("kind, source and dataset are required", code="invalid_request")
         check_dataset_name(dataset)
-        rt.enforcer.authorize(caller, ADMIN, dataset, operation="connect")
         mapping = Path(body["mapping"]) if body.get("mapping") else None
-        with tempfile.TemporaryDirectory(dir=rt.settings.data_dir) as work:
-            result, version = await run_in_threadpool(
-                lambda: run_connect(
-                    rt.store,
-                    kind=kind,
-                    source=source,
-                    dataset=dataset,
-                    base_iri=rt.settings.base_iri,
-                    party_id=rt.settings.party_id,
-                    workdir=Path(work),
-                    mapping=mapping,
-                    options={str(k): str(v) for k, v in (body.get("options") or {}).items()},
-                    severity=rt.settings.shacl_severity,
-                )
-            )
+        options = {str(k): str(v) for k, v in (body.get("options") or {}).items()}
         return JSONResponse(
-            {"dataset": dataset, "triples": result.triple_count, "version": version}
+            await run_in_threadpool(node.connect, kind, source, dataset, mapping, options)
         )
 
     async def derive(request: Request) -> Response:
-        from node.derive import derive as run_derive
-
-        caller = authenticate(request, rt.layer)
-        rt.enforcer.authorize(caller, ADMIN, "derive", audit=False)
+        node = ops(request)
+        rt.enforcer.authorize(node.caller, ADMIN, "derive", audit=False)
         body = await _json(request)
         query, dataset = body.get("query"), body.get("dataset")
         if not isinstance(query, str) or not isinstance(dataset, str):
-            return JSONResponse(
-                {"error": "invalid_request", "error_description": "query and dataset are required"},
-                status_code=400,
-            )
+            raise BadRequest("query and dataset are required", code="invalid_request")
         check_dataset_name(dataset)
-        rt.enforcer.authorize(caller, ADMIN, dataset, operation="derive")
-        count, version = await run_in_threadpool(run_derive, rt, query, dataset)
-        return JSONResponse({"dataset": dataset, "triples": count, "version": version})
+        return JSONResponse(await run_in_threadpool(node.derive, query, dataset))
 
     async def sync(request: Request) -> Response:
-        _owner(request, "sources", "sync")
+        node = ops(request)
         if run_sync is None:
-            return JSONResponse(
-                {"error": "no_sources", "error_description": "no [[sources]] configured"},
-                status_code=404,
-            )
+            rt.enforcer.authorize(node.caller, ADMIN, "sources", operation="sync")
+            raise NodeError("no [[sources]] configured", status=404, code="no_sources")
         force = request.query_params.get("force") == "true"
-        outcomes = await run_in_threadpool(run_sync, force)
-        return JSONResponse({"outcomes": outcomes})
+        return JSONResponse({"outcomes": await run_in_threadpool(node.sync, force)})
 
     async def check(request: Request) -> Response:
         """POST /admin/check: `dsgo check ids` on the running node (owner only)."""
-        from node.checks import CheckError, run_check
-
-        caller = authenticate(request, rt.layer)
-        rt.enforcer.authorize(caller, ADMIN, "check", audit=False)
+        node = ops(request)
+        rt.enforcer.authorize(node.caller, ADMIN, "check", audit=False)
         body = await _json(request)
         report, ids = body.get("report"), body.get("ids")
         dataset, model = body.get("dataset"), body.get("model")
@@ -165,26 +113,7 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
                 code="invalid_request",
             )
         check_dataset_name(report)
-        rt.enforcer.authorize(caller, ADMIN, report, operation="check_ids")
-        try:
-            outcome = await run_in_threadpool(
-                lambda: run_check(
-                    rt.store,
-                    rt.identity,
-                    rt.settings.data_dir,
-                    base_iri=rt.settings.base_iri,
-                    party_id=rt.settings.party_id,
-                    report=report,
-                    ids=ids,
-                    dataset=dataset,
-                    model=model,
-                )
-            )
-        except InvalidName:
-            raise
-        except (OSError, ValueError) as exc:  # unreadable input the checker did not name
-            raise CheckError(f"{type(exc).__name__}: {exc}", status=422) from None
-        return JSONResponse(outcome.to_json())
+        return JSONResponse(await run_in_threadpool(node.check, report, ids, dataset, model))
 
     return [
         Route("/admin/datasets/{name}", put_dataset, methods=["PUT"]),

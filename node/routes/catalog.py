@@ -15,13 +15,10 @@ from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type, seriali
 from node.runtime import Runtime
 from node.store import DatasetInfo
 from trust.pki import party_iri
+from vocab.iris import dataset_iri
+from vocab.namespaces import DCAT, DCT, ODRL, RDF_TYPE, VOID, XSD
 
-RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
-DCAT = "http://www.w3.org/ns/dcat#"
-DCT = "http://purl.org/dc/terms/"
-VOID = "http://rdfs.org/ns/void#"
-ODRL = "http://www.w3.org/ns/odrl/2/"
-XSD = "http://www.w3.org/2001/XMLSchema#"
+_TYPE = ox.NamedNode(RDF_TYPE)
 SPARQL_PROTOCOL = "https://www.w3.org/TR/sparql11-protocol/"
 
 
@@ -86,7 +83,7 @@ def catalog_triples(rt: Runtime, datasets: list[DatasetInfo]) -> list[ox.Triple]
     publisher = ox.NamedNode(party_iri(rt.settings.party_id))
     t = ox.Triple
     out = [
-        t(cat, RDF_TYPE, ox.NamedNode(DCAT + "Catalog")),
+        t(cat, _TYPE, ox.NamedNode(DCAT + "Catalog")),
         t(cat, ox.NamedNode(DCT + "title"), ox.Literal(f"{rt.settings.party_name} data catalog")),
         t(cat, ox.NamedNode(DCT + "publisher"), publisher),
         t(cat, ox.NamedNode(DCAT + "service"), service),
@@ -96,7 +93,7 @@ def catalog_triples(rt: Runtime, datasets: list[DatasetInfo]) -> list[ox.Triple]
             ox.NamedNode("http://xmlns.com/foaf/0.1/name"),
             ox.Literal(rt.settings.party_name),
         ),
-        t(service, RDF_TYPE, ox.NamedNode(DCAT + "DataService")),
+        t(service, _TYPE, ox.NamedNode(DCAT + "DataService")),
         t(service, ox.NamedNode(DCT + "title"), ox.Literal("SPARQL 1.1 endpoint (read-only)")),
         t(service, ox.NamedNode(DCAT + "endpointURL"), service),
         t(service, ox.NamedNode(DCT + "conformsTo"), ox.NamedNode(SPARQL_PROTOCOL)),
@@ -106,7 +103,7 @@ def catalog_triples(rt: Runtime, datasets: list[DatasetInfo]) -> list[ox.Triple]
         out += [
             t(cat, ox.NamedNode(DCAT + "dataset"), ds),
             t(service, ox.NamedNode(DCAT + "servesDataset"), ds),
-            t(ds, RDF_TYPE, ox.NamedNode(DCAT + "Dataset")),
+            t(ds, _TYPE, ox.NamedNode(DCAT + "Dataset")),
             t(ds, ox.NamedNode(DCT + "identifier"), ox.Literal(d.name)),
             t(ds, ox.NamedNode(DCT + "title"), ox.Literal(d.name)),
             t(ds, ox.NamedNode(DCT + "publisher"), publisher),
@@ -139,15 +136,15 @@ def offer_triples(rt: Runtime, visible: list[DatasetInfo]) -> list[ox.Triple]:
         if name in seen:
             continue
         ds = ox.NamedNode(rt.settings.dataset_iri(name))
-        offer = ox.NamedNode(f"{base}/dataset/{name}#offer")
-        permission = ox.NamedNode(f"{base}/dataset/{name}#offer-permission")
+        offer = ox.NamedNode(dataset_iri(base, name) + "#offer")
+        permission = ox.NamedNode(dataset_iri(base, name) + "#offer-permission")
         out += [
             t(ox.NamedNode(f"{base}/catalog"), ox.NamedNode(DCAT + "dataset"), ds),
-            t(ds, RDF_TYPE, ox.NamedNode(DCAT + "Dataset")),
+            t(ds, _TYPE, ox.NamedNode(DCAT + "Dataset")),
             t(ds, ox.NamedNode(DCT + "identifier"), ox.Literal(name)),
             t(ds, ox.NamedNode(DCT + "publisher"), owner),
             t(ds, ox.NamedNode(ODRL + "hasPolicy"), offer),
-            t(offer, RDF_TYPE, ox.NamedNode(ODRL + "Offer")),
+            t(offer, _TYPE, ox.NamedNode(ODRL + "Offer")),
             t(offer, ox.NamedNode(ODRL + "assigner"), owner),
             t(offer, ox.NamedNode(ODRL + "target"), ds),
             t(offer, ox.NamedNode(ODRL + "permission"), permission),

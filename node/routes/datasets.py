@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from node.auth import Caller, authenticate
-from node.enforcement import ADMIN, READ_DATASET
+from node.enforcement import READ_DATASET
+from node.errors import NotFoundError
 from node.iri import check_dataset_name
 from node.negotiation import (
     JSONLD,
@@ -29,16 +30,18 @@ from node.negotiation import (
     NotAcceptable,
     choose,
     content_type,
+    etag_matches,
     serialise_triples,
 )
 from node.runtime import Runtime
+from node.service.ops import LocalNode
 from node.signatures import (
     current_signature,
     has_current_signature,
-    sign_stored_dataset,
     version_marker,
 )
 from node.store import UnknownDataset
+from vocab.iris import dataset_iri
 
 DATASET_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS, TURTLE, JSONLD)
 STREAMED_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS)
@@ -64,7 +67,7 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         name = request.path_params["name"]
         _permit(request, name)
         if name == AUDIT_DATASET:
-            return _no_audit_data(base)
+            raise _no_audit_data(base)
         media = _choose(request)
         marker, count = await run_in_threadpool(_state, rt, name)
         if media not in STREAMED_TYPES and count > rt.settings.max_results:
@@ -81,8 +84,8 @@ def dataset_routes(rt: Runtime) -> list[Route]:
             has_current_signature, rt.store, rt.settings.data_dir, name
         )
         if signed:
-            headers["Link"] = f'<{base}/dataset/{name}/signature>; rel="signature"'
-        if _matches(request.headers.get("if-none-match"), etag):
+            headers["Link"] = f'<{dataset_iri(base, name)}/signature>; rel="signature"'
+        if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         graph = rt.settings.dataset_iri(name)
         ctype = _CONTENT_TYPES.get(media) or content_type(media)
@@ -99,14 +102,14 @@ def dataset_routes(rt: Runtime) -> list[Route]:
         name = request.path_params["name"]
         _permit(request, name)
         if name == AUDIT_DATASET:
-            return _no_audit_data(base)
+            raise _no_audit_data(base)
         signed = await run_in_threadpool(current_signature, rt.store, rt.settings.data_dir, name)
         return Response(
             signed.jws.encode("ascii"),
             media_type=JOSE,
             headers={
                 "Cache-Control": "private, no-cache",
-                "Link": f'<{base}/dataset/{name}>; rel="describes"',
+                "Link": f'<{dataset_iri(base, name)}>; rel="describes"',
                 "DSGO-Signed-At": signed.signed_at,
                 "DSGO-Signed-By": signed.party,
             },
@@ -115,20 +118,8 @@ def dataset_routes(rt: Runtime) -> list[Route]:
     async def sign(request: Request) -> Response:
         caller = authenticate(request, rt.layer)
         name = check_dataset_name(request.path_params["name"])
-        rt.enforcer.authorize(caller, ADMIN, name, operation="sign_dataset")
-        signed = await run_in_threadpool(
-            sign_stored_dataset, rt.store, rt.identity, rt.settings.data_dir, name
-        )
-        return JSONResponse(
-            {
-                "dataset": signed.dataset,
-                "graph": signed.graph,
-                "party": signed.party,
-                "signed_at": signed.signed_at,
-                "triples": signed.triples,
-                "signature": f"{base}/dataset/{name}/signature",
-            }
-        )
+        ops = LocalNode(rt, caller)
+        return JSONResponse(await run_in_threadpool(ops.sign, name))
 
     return [
         Route("/dataset/{name}", dataset, methods=["GET"]),
@@ -180,23 +171,9 @@ def _stream(rt: Runtime, graph: str, with_graph: bool) -> Iterator[bytes]:
         yield ox.serialize(batch, format=fmt)
 
 
-def _no_audit_data(base: str) -> Response:
-    return JSONResponse(
-        {
-            "error": "not_found",
-            "error_description": (
-                "the audit dataset names access to this node's audit log and holds no triples; "
-                f"read {base}/audit/entries"
-            ),
-        },
-        status_code=404,
+def _no_audit_data(base: str) -> NotFoundError:
+    return NotFoundError(
+        "the audit dataset names access to this node's audit log and holds no triples; "
+        f"read {base}/audit/entries",
         headers={"Link": f'<{base}/audit/entries>; rel="alternate"'},
     )
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    return etag in (t.strip().removeprefix("W/") for t in if_none_match.split(","))

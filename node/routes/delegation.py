@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from node.auth import Caller, guarded
 from node.auth import authenticate as bearer_authenticate
-from node.enforcement import ADMIN, RDF_TYPE, Enforcer
+from node.enforcement import ADMIN, Enforcer
 from node.store import Store
 from trust.authorization_register import AuthorizationRegister
 from trust.delegation import (
@@ -33,6 +33,7 @@ from trust.errors import InvalidRequest, TrustError
 from trust.layer import TrustLayer
 from trust.odrl import to_odrl
 from trust.policy_store import PolicyStore
+from vocab.namespaces import RDF_TYPE
 
 MAX_BODY_BYTES = 64 * 1024
 EXPLAINABLE = frozenset({ISHARE_READ, DSGO_QUERY, DSGO_FEDERATE, "dsgo:query", "dsgo:federate"})

@@ -19,7 +19,14 @@ from node.auth import caller_from_header
 from node.errors import BadRequest
 from node.html import render_resource
 from node.jsonld import load_context
-from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type, serialise_triples
+from node.negotiation import (
+    HTML,
+    RESOURCE_TYPES,
+    choose,
+    content_type,
+    etag_matches,
+    serialise_triples,
+)
 from node.runtime import Runtime
 from node.store import UnknownDataset
 from trust.errors import InvalidToken
@@ -112,7 +119,7 @@ class ResourceEndpoint:
         else:
             body = await run_in_threadpool(describe, rt, caller, iri, media)
             etag = _etag(body)
-        if _matches(if_none_match, etag):
+        if etag_matches(if_none_match, etag):
             response: Response = Response(status_code=304, headers={"ETag": etag, **_HEADERS})
         else:
             response = DescriptionResponse(body, content_type(media), etag)
@@ -315,13 +322,3 @@ def _labels(
                 labels[o.value] = q.object.value
                 break
     return labels
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    """Weak comparison, as RFC 9110 asks for If-None-Match."""
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return etag in tags

@@ -11,13 +11,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.auth import caller_from_header
-from node.errors import ProtocolError
+from node.errors import ProtocolError, QueryTimeout
 from node.evidence import HEADER as EVIDENCE_HEADER
 from node.evidence import evidence_from
 from node.negotiation import content_type
 from node.runtime import Runtime
 from node.service.query import SparqlRequest, answer_query
-from node.sparql_results import QueryTimeout
 from trust.errors import InvalidToken
 
 MAX_QUERY_BYTES = 256 * 1024
@@ -57,13 +56,9 @@ class SparqlEndpoint:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
         except (TimeoutError, QueryTimeout):
             future.cancel()
+            late = QueryTimeout(f"query cancelled after the configured timeout of {timeout:g} s")
             response: Response = JSONResponse(
-                {
-                    "error": "query_timeout",
-                    "error_description": f"query cancelled after the configured timeout of {timeout:g} s",
-                },
-                status_code=503,
-                headers={"Retry-After": "5"},
+                late.to_json(), status_code=late.status, headers=late.headers
             )
         else:
             extra = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"}

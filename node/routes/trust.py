@@ -14,7 +14,8 @@ from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
 from node.auth import authenticate, guarded, optional_caller
-from trust.errors import InvalidRequest, MethodNotAllowed, TrustError
+from node.errors import NodeError
+from trust.errors import InvalidRequest, TrustError
 from trust.layer import TrustLayer
 
 MAX_FORM_BYTES = 64 * 1024
@@ -54,7 +55,12 @@ def trust_routes(
 
     async def token(request: Request) -> Response:
         if request.method != "POST":
-            raise MethodNotAllowed("method", "use POST for /connect/token")
+            raise NodeError(
+                "use POST for /connect/token",
+                status=405,
+                code="invalid_request",
+                headers={"Allow": "POST", "Cache-Control": "no-store"},
+            )
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
             raise InvalidRequest("content_type", "use application/x-www-form-urlencoded")

@@ -17,36 +17,28 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from node import federation
 from node.enforcement import Caller, request_record
 from node.errors import ProtocolError, QueryTimeout
 from node.negotiation import RDF_TYPES, RESULTS_TYPES, NotAcceptable, choose, serialise_triples
 from node.outbound import post_sparql
 from node.runtime import Runtime
-from node.sparql_results import (
+from node.sparql import federation
+from node.sparql.outline import QueryOutline, check_length, guard, outline, text_of
+from node.sparql.results import (
     collect_triples,
     read_solutions,
     serialise_solutions,
     write,
     write_boolean,
 )
-from node.sparql_text import IRI, SparqlSyntaxError, guard, limit_select, prefixes, tokenize
+from node.sparql.rewrite import splice, with_dataset, with_limit
+from node.sparql.text import SparqlSyntaxError
 from trust.audit import AuditEvent
 from trust.delegation import DSGO_QUERY, Decision, Policy, Scope
 
 __all__ = ["Answer", "SparqlRequest", "answer_query", "evaluate", "query_form"]
 
-_FORM = re.compile(
-    r"(?:\s+|#[^\n\r]*|PREFIX\s*[^\s<]*\s*<[^<>\s]*>|BASE\s*<[^<>\s]*>)*(SELECT|ASK|CONSTRUCT|DESCRIBE)\b",
-    re.I,
-)
 _IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')
-# Structure characters and words, counted in the raw text (as the guard's quick count does).
-_STRUCTURE = re.compile(r"[{(\[/|&+\-*!<>=]|OPTIONAL|MINUS|UNION", re.I)
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
-# Below this many structure characters pyoxigraph's recursion cannot exhaust the query thread's
-# stack, however the text is read (it takes several thousand nested groups or OPTIONALs).
-ENGINE_SAFE_STRUCTURE = 2048
 
 
 @dataclass(frozen=True)
@@ -68,8 +60,7 @@ class Answer:
 
 def query_form(query: str) -> str | None:
     """SELECT, ASK, CONSTRUCT or DESCRIBE after the prologue (None when it cannot be seen)."""
-    m = _FORM.match(query)
-    return m.group(1).upper() if m else None
+    return outline(query).form
 
 
 def answer_query(
@@ -137,9 +128,10 @@ def _run(
     The format is negotiated before evaluation, so a 406 never leaves an engine result behind.
     A local SELECT gets a LIMIT of one row over the cap, so pyoxigraph's own writer can write it.
     """
-    guard_text(req.query, rt.settings.limits)
-    query = with_protocol_dataset(req)
-    form = query_form(query)
+    check_length(req.query, rt.settings.limits)
+    query = with_protocol_dataset(req, outline(req.query))  # the one read of the text
+    guard(query, rt.settings.limits)
+    form = query.form
     try:
         media = choose(
             accept, RDF_TYPES if form in ("CONSTRUCT", "DESCRIBE") else RESULTS_TYPES, fmt
@@ -148,9 +140,7 @@ def _run(
         rt.enforcer.query_scope(caller, evidence, decisions)  # a refusal still comes first
         raise
     cap = rt.settings.max_results
-    limited = (
-        None if federation.has_service(query) or form != "SELECT" else limit_select(query, cap + 1)
-    )
+    limited = None if query.has_service else with_limit(query, cap + 1)
     result = evaluate(
         rt,
         caller,
@@ -179,7 +169,7 @@ def _run(
 def evaluate(
     rt: Runtime,
     caller: Caller,
-    query: str,
+    query: str | QueryOutline,
     evidence: Sequence[Policy] = (),
     for_datasets: tuple[str, ...] = (),
     decisions: list[Decision] | None = None,
@@ -196,12 +186,15 @@ def evaluate(
     `decisions` / `calls`, audit entries are collected for the caller to write in one go.
     """
     if not guarded:
-        guard_text(query, rt.settings.limits)
+        check_length(text_of(query), rt.settings.limits)
+    query = outline(query)
+    if not guarded:
+        guard(query, rt.settings.limits)
     enforcer = rt.enforcer
-    plan = _plan(query) if federation.has_service(query) else None
+    plan = _plan(query) if query.has_service else None
     if plan is not None and any(enforcer.is_self_endpoint(s.endpoint) for s in plan.services):
-        query = _inline_self(query, plan, enforcer.is_self_endpoint)
-        plan = _plan(query) if federation.has_service(query) else None
+        query = outline(_inline_self(query.text, plan, enforcer.is_self_endpoint))
+        plan = _plan(query) if query.has_service else None
     if plan is None or not plan.services:
         scope = enforcer.query_scope(caller, evidence, decisions)
         if scope_seen is not None:
@@ -226,8 +219,8 @@ def evaluate(
 
     reports: list[federation.SourceReport] = []
     try:
-        result = federation.evaluate(
-            query,
+        result = federation.evaluate_federated(
+            query.text,
             local=local,
             fetch=fetch,
             timeout=rt.settings.query_timeout,
@@ -244,40 +237,7 @@ def evaluate(
     return result.result
 
 
-def guard_text(query: str, limits: Any) -> None:
-    """The [query] limits, and no more structure than the engine survives in text the node's
-    tokenizer may read differently from the engine.
-
-    The limits are counted on the node's tokens. An escape outside a string (`ex:a\\#b`,
-    `<http://e/\\u0041#>`) or a `<...>` that is not `<scheme:...>` (`?a<?b#>`: a comparison the
-    tokenizer takes for an IRI) can make the tokenizer see a comment or string where the engine
-    sees syntax, hiding nesting from the count. Text with any backslash (where a string starts
-    may itself be misread) or such a `<...>` is held to a count of the raw text.
-    """
-    guard(query, limits)
-    rough = len(_STRUCTURE.findall(query))
-    if rough > ENGINE_SAFE_STRUCTURE and _ambiguous(query):
-        raise SparqlSyntaxError(
-            f"the query has {rough} structure characters (over {ENGINE_SAFE_STRUCTURE}) and "
-            "escapes outside strings or '<' written without spaces, which this node cannot "
-            "count reliably; write comparisons as ?a < ?b and names without escapes"
-        )
-
-
-def _ambiguous(query: str) -> bool:
-    if "\\" in query:
-        return True
-    tokens = tokenize(query)
-    declared, _ = prefixes(tokens)
-    for tok in tokens:
-        if tok.kind == IRI:
-            m = _SCHEME.match(tok.text[1:-1])
-            if m is None or m.group(1) in declared:
-                return True
-    return False
-
-
-def _plan(query: str) -> federation.Plan:
+def _plan(query: QueryOutline) -> federation.Plan:
     try:
         return federation.plan_query(query)
     except SparqlSyntaxError as exc:
@@ -286,15 +246,10 @@ def _plan(query: str) -> federation.Plan:
 
 def _inline_self(query: str, plan: federation.Plan, is_self: Any) -> str:
     """SERVICE <this node's own /sparql> { P } becomes { P }: evaluated here, in the caller's scope."""
-    spans = [(s.start, s.end, "{ " + s.body + " }") for s in plan.services if is_self(s.endpoint)]
-    if not spans:
-        return query
-    out, pos = [], 0
-    for start, end, text in sorted(spans):
-        out += [query[pos:start], text]
-        pos = end
-    out.append(query[pos:])
-    return "".join(out)
+    return splice(
+        query,
+        [(s.start, s.end, "{ " + s.body + " }") for s in plan.services if is_self(s.endpoint)],
+    )
 
 
 def _call_event(
@@ -342,19 +297,17 @@ def touched_datasets(rt: Runtime, scope: Scope) -> tuple[str, ...]:
     return tuple(g[len(prefix) :] for g in readable if g.startswith(prefix))
 
 
-def with_protocol_dataset(req: SparqlRequest) -> str:
+def with_protocol_dataset(req: SparqlRequest, query: QueryOutline) -> QueryOutline:
     """Protocol dataset parameters become FROM / FROM NAMED, which enforcement intersects with the scope.
 
     The protocol says they override the query's own dataset clause; the enforcer reads the clause,
-    so the text is rebuilt with the protocol's graphs and any FROM in the text is dropped.
+    so the outline is rebuilt with the protocol's graphs and any FROM in the text is dropped.
     """
     if not req.default_graphs and not req.named_graphs:
-        return req.query
+        return query
     for iri in [*req.default_graphs, *req.named_graphs]:
         if not _IRI_OK.fullmatch(iri):
             raise ProtocolError(
                 f"default-graph-uri / named-graph-uri must be IRIs, got {iri[:200]!r}"
             )
-    from node.enforcement import replace_dataset_clause
-
-    return replace_dataset_clause(req.query, req.default_graphs, req.named_graphs)
+    return with_dataset(query, req.default_graphs, req.named_graphs)

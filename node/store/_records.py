@@ -8,9 +8,7 @@ import pyoxigraph as ox
 
 from node.iri import META_GRAPH
 from node.store.base import DatasetInfo
-
-DCT = "http://purl.org/dc/terms/"
-XSD = "http://www.w3.org/2001/XMLSchema#"
+from vocab.namespaces import DCT, XSD
 
 DATASETS_QUERY = (
     f"SELECT ?g ?name ?n ?mod WHERE {{ GRAPH <{META_GRAPH}> {{ ?g <{DCT}identifier> ?name ; "

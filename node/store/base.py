@@ -14,49 +14,58 @@ from typing import IO, Protocol
 
 import pyoxigraph as ox
 
-from node.errors import QueryTimeout
+from node.errors import NodeError, QueryTimeout
+from node.sparql.outline import QueryOutline
 from node.store.inputs import Progress
 
 QueryResult = ox.QuerySolutions | ox.QueryTriples | ox.QueryBoolean | Iterator[ox.Triple]
 
 
-class StoreError(Exception):
+class StoreError(NodeError):
     """A store failure that is not the caller's fault (HTTP 500/503)."""
 
     status = 500
+    code = "store_error"
 
 
 class StoreLocked(StoreError):
     """The embedded store is open in another process."""
 
     status = 503
+    code = "unavailable"
 
 
 class LoadError(StoreError):
     """Input that could not be loaded; names the file, line and reason (HTTP 400)."""
 
     status = 400
+    code = "bad_request"
 
     def __init__(self, file: str, line: int | None, reason: str):
         self.file, self.line, self.reason = file, line, reason
         where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{where}: {reason}", file=file, line=line, reason=reason)
 
 
 class QuerySyntaxError(StoreError):
     """The SPARQL text does not parse (HTTP 400 with the parser's message)."""
 
     status = 400
+    code = "bad_request"
 
 
 class StoreTimeout(StoreError, QueryTimeout):
     """The external engine's answer took longer than the query timeout (HTTP 503)."""
 
     status = 503
+    code = "unavailable"
 
 
 class UnknownDataset(StoreError):
+    """No dataset by that name (HTTP 404)."""
+
     status = 404
+    code = "not_found"
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ class Store(Protocol):
 
     def query(
         self,
-        sparql: str,
+        sparql: str | QueryOutline,
         *,
         default_graph: list[str] | None = None,
         named_graphs: list[str] | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
+from node.sparql.outline import QueryOutline, text_of
 from node.store.base import DatasetInfo, QuerySyntaxError, StoreError
 
 
@@ -19,7 +20,7 @@ class MemoryStore:
 
     def query(
         self,
-        sparql: str,
+        sparql: str | QueryOutline,
         *,
         default_graph: list[str] | None,
         named_graphs: list[str] | None,
@@ -30,7 +31,7 @@ class MemoryStore:
         named = None if named_graphs is None else [ox.NamedNode(g) for g in named_graphs]
         try:
             return self.store.query(
-                sparql,
+                text_of(sparql),
                 default_graph=default,
                 named_graphs=named,
                 use_default_graph_as_union=union_default,

@@ -24,7 +24,8 @@ import pyoxigraph as ox
 
 from node.disk import DiskFull, is_disk_full, remove_bulk_files
 from node.iri import META_GRAPH, check_dataset_name, dataset_iri
-from node.sparql_text import IRI, VAR, WORD, SparqlSyntaxError, expand_iri, prefixes, tokenize
+from node.sparql.outline import QueryOutline, outline
+from node.sparql.rewrite import with_physical_graphs
 from node.store._records import (
     DATASETS_QUERY,
     append_update,
@@ -174,7 +175,7 @@ class OxigraphStore:
 
     def query(
         self,
-        sparql: str,
+        sparql: str | QueryOutline,
         *,
         default_graph: list[str] | None = None,
         named_graphs: list[str] | None = None,
@@ -191,7 +192,7 @@ class OxigraphStore:
             kwargs["named_graphs"] = [ox.NamedNode(p) for p in to_physical.values()]
         if union_default:
             kwargs["use_default_graph_as_union"] = True
-        text, binds_graph = rewrite_query(sparql, to_physical)
+        text, binds_graph = with_physical_graphs(outline(sparql), to_physical)
         try:
             result = self._store.query(text, **kwargs)
         except SyntaxError as exc:
@@ -387,43 +388,8 @@ def physical_iri(name: str, seq: int) -> str:
 
 
 def rewrite_query(query: str, to_physical: Mapping[str, str]) -> tuple[str, bool]:
-    """Replace dataset IRIs after GRAPH / FROM [NAMED] with physical ones.
-
-    Returns the new text and whether a `GRAPH ?var` may bind graph names (results need mapping back).
-    """
-    upper = query.upper()
-    if "GRAPH" not in upper and "FROM" not in upper:
-        return query, False
-    try:
-        tokens = tokenize(query)
-        declared, base = prefixes(tokens)
-    except SparqlSyntaxError:
-        return query, True  # let the engine report the syntax error
-    edits: list[tuple[int, int, str]] = []
-    binds_graph = False
-    for i, token in enumerate(tokens[:-1]):
-        if token.kind != WORD:
-            continue
-        word = token.text.upper()
-        if word not in ("GRAPH", "FROM", "NAMED"):
-            continue
-        nxt = tokens[i + 1]
-        if word == "FROM" and nxt.kind == WORD and nxt.text.upper() == "NAMED":
-            continue
-        if word == "GRAPH" and nxt.kind == VAR:
-            binds_graph = True
-            continue
-        if nxt.kind == IRI or (nxt.kind == WORD and ":" in nxt.text):
-            try:
-                iri = expand_iri(nxt, declared, base)
-            except SparqlSyntaxError:
-                continue
-            physical = to_physical.get(iri)
-            if physical is not None:
-                edits.append((nxt.start, nxt.end, f"<{physical}>"))
-    for start, end, text in reversed(edits):
-        query = query[:start] + text + query[end:]
-    return query, binds_graph
+    """Text form of `with_physical_graphs` (dataset IRIs after GRAPH / FROM made physical)."""
+    return with_physical_graphs(outline(query), to_physical)
 
 
 class MappedSolutions:

@@ -14,6 +14,7 @@ import httpx
 import pyoxigraph as ox
 
 from node.iri import META_GRAPH, STAGING_PREFIX, check_dataset_name, dataset_iri, sparql_iri
+from node.sparql.outline import QueryOutline, text_of
 from node.store._records import (
     DATASETS_QUERY,
     append_update,
@@ -143,7 +144,7 @@ class SparqlProtocolStore:
 
     def query(
         self,
-        sparql: str,
+        sparql: str | QueryOutline,
         *,
         default_graph: list[str] | None = None,
         named_graphs: list[str] | None = None,
@@ -172,7 +173,7 @@ class SparqlProtocolStore:
             self.query_url,
             params=params,
             timeout=timeout if timeout else httpx.USE_CLIENT_DEFAULT,
-            content=sparql.encode(),
+            content=text_of(sparql).encode(),
             headers={
                 "Content-Type": "application/sparql-query",
                 "Accept": "application/sparql-results+json, application/n-triples;q=0.9",

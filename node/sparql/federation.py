@@ -18,7 +18,10 @@ from typing import Any
 import httpx
 import pyoxigraph as ox
 
-from node.sparql_text import (
+from node.errors import NodeError
+from node.sparql.outline import QueryOutline, outline
+from node.sparql.rewrite import splice
+from node.sparql.text import (
     IRI,
     PUNCT,
     VAR,
@@ -27,8 +30,6 @@ from node.sparql_text import (
     Token,
     expand_iri,
     matching,
-    prefixes,
-    tokenize,
     variable_name,
 )
 
@@ -78,13 +79,11 @@ class FederatedResult:
         return sum(s.requests for s in self.sources)
 
 
-class FederationError(Exception):
-    """Base for federation errors; `status` is the HTTP status the node answers with."""
+class FederationError(NodeError):
+    """Base for federation errors (HTTP 400 `invalid_query` unless said otherwise)."""
 
     status = 400
-
-    def to_json(self) -> dict[str, Any]:
-        return {"error": "invalid_query", "error_description": str(self)}
+    code = "invalid_query"
 
 
 class InvalidQuery(FederationError):
@@ -99,17 +98,11 @@ class ServiceNotAllowed(FederationError):
     """The query names an endpoint this node does not call (HTTP 403)."""
 
     status = 403
+    code = "service_not_allowed"
 
     def __init__(self, endpoint: str):
-        super().__init__(f"SERVICE endpoint not allowed: {endpoint}")
+        super().__init__(f"SERVICE endpoint not allowed: {endpoint}", endpoint=endpoint)
         self.endpoint = endpoint
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "error": "service_not_allowed",
-            "endpoint": self.endpoint,
-            "error_description": str(self),
-        }
 
 
 class RemoteSourceError(FederationError):
@@ -119,16 +112,12 @@ class RemoteSourceError(FederationError):
     code = "remote_source_failed"
 
     def __init__(self, endpoint: str, reason: str):
-        super().__init__(f"{endpoint}: {reason}")
+        super().__init__(reason, endpoint=endpoint)
         self.endpoint = endpoint
         self.reason = reason
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "error": self.code,
-            "endpoint": self.endpoint,
-            "error_description": self.reason,
-        }
+    def __str__(self) -> str:
+        return f"{self.endpoint}: {self.reason}"
 
 
 class RemoteTimeout(RemoteSourceError):
@@ -142,7 +131,7 @@ class RemoteCallError(Exception):
     """Raised by a fetch function for an answer that is not a usable result (bad status, truncated)."""
 
 
-def evaluate(
+def evaluate_federated(
     query: str,
     *,
     local: Callable[[str], Any],
@@ -194,18 +183,15 @@ def evaluate(
             replacements.append((service.start, service.end, replacement))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a hung fetch must not hold the query
-    rewritten = _splice(query, replacements)
+    rewritten = splice(query, replacements)
     return FederatedResult(local(rewritten), reports, rewritten)
 
 
-def has_service(query: str) -> bool:
+def has_service(query: str | QueryOutline) -> bool:
     """True when the query uses SERVICE as a keyword (not inside a string, IRI or comment)."""
-    if "SERVICE" not in query.upper():
+    if isinstance(query, str) and "SERVICE" not in query.upper():
         return False
-    try:
-        return any(t.is_word("SERVICE") for t in tokenize(query))
-    except SparqlSyntaxError:
-        return False
+    return outline(query).has_service
 
 
 def inline_values(table: RemoteSolutions) -> str:
@@ -323,15 +309,13 @@ class Plan:
     services: list[Service]
 
 
-def plan_query(query: str) -> Plan:
+def plan_query(query: str | QueryOutline) -> Plan:
     """Find the SERVICE groups of `query` and, for each, the local pattern that binds its join variables."""
-    tokens = tokenize(query)
-    declared, base = prefixes(tokens)
-    form = next(
-        (i for i, t in enumerate(tokens) if t.is_word("SELECT", "CONSTRUCT", "ASK", "DESCRIBE")),
-        None,
-    )
-    found = sum(1 for t in tokens if t.is_word("SERVICE"))
+    read = outline(query)
+    query, tokens = read.text, list(read.tokens)
+    declared, base = read.prefixes, read.base
+    form = read.form_index
+    found = read.services
     if form is None:
         if found:
             raise UnsupportedService("SERVICE is only evaluated in SELECT/CONSTRUCT/ASK/DESCRIBE")
@@ -733,14 +717,3 @@ def _remote_query(plan: Plan, service: Service, rows: Sequence[Sequence[Term]]) 
     """The SERVICE pattern joined with one batch of bindings; the pattern keeps its own scope."""
     values = inline_values(RemoteSolutions(list(service.shared), [list(r) for r in rows]))
     return f"{plan.prologue}SELECT * WHERE {{\n{{ {service.body} }}\n{values}\n}}"
-
-
-def _splice(query: str, replacements: list[tuple[int, int, str]]) -> str:
-    out = []
-    pos = 0
-    for start, end, text in sorted(replacements):
-        out.append(query[pos:start])
-        out.append(text)
-        pos = end
-    out.append(query[pos:])
-    return "".join(out)

@@ -1,0 +1,151 @@
+"""The query outline: one read of the text feeds scoping, graph mapping, the result cap, the
+planner and the guard; edits keep it true to the edited text; a request tokenizes once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyoxigraph as ox
+import pytest
+from starlette.testclient import TestClient
+
+from node.sparql.outline import QueryOutline, outline
+from node.sparql.rewrite import with_dataset, with_limit, with_physical_graphs
+from node.sparql.text import STATS
+from tests.test_bad_input import BASE, OWNER, READER, InProcessNode, build_node
+
+IFC = f"{BASE}/dataset/ifc"
+BAG = f"{BASE}/dataset/bag"
+SECRET = f"{BASE}/dataset/secret"
+QUERIES = [
+    "SELECT * WHERE { ?s ?p ?o }",
+    f"SELECT * FROM <{SECRET}> FROM NAMED <{SECRET}> WHERE {{ GRAPH <{SECRET}> {{ ?s ?p ?o }} }}",
+    "PREFIX x: <http://x/> SELECT ?s (COUNT(*) AS ?n) WHERE { ?s ?p ?o } GROUP BY ?s",
+    "CONSTRUCT { ?s ?p ?o } WHERE { GRAPH ?g { ?s ?p ?o } }",
+    f"CONSTRUCT {{ ?s ?p ?o }} FROM <{SECRET}> WHERE {{ ?s ?p ?o }}",
+    "CONSTRUCT WHERE { ?s ?p ?o }",
+    f"DESCRIBE <{BASE}/id/building/1>",
+    f"DESCRIBE <{BASE}/id/building/1> LIMIT 5",
+    "ASK { ?s ?p ?o }",
+    "# FROM <http://c/> in a comment\nSELECT ?from WHERE { ?from ?p 'FROM <http://s/>' }",
+    f"PREFIX d: <{BASE}/dataset/> SELECT * FROM d:bag WHERE {{ GRAPH d:ifc {{ ?s ?p ?o }} }} LIMIT 3",
+    f"SELECT * WHERE {{ GRAPH <{IFC}> {{ ?s ?p ?o }} }} VALUES ?s {{ <http://e/a> }}",
+]
+
+
+def facts(o: QueryOutline) -> tuple:
+    """Everything an outline says, offsets included."""
+    return (
+        [(t.kind, t.text, t.start, t.end) for t in o.tokens],
+        o.form,
+        o.form_index,
+        o.where_index,
+        o.from_graphs,
+        o.from_named,
+        o.dataset_spans,
+        o.dataset_at,
+        None if o.limit is None else (o.limit.text, o.limit.start),
+        o.values_at,
+        o.graph_refs,
+        o.binds_graph,
+        o.services,
+        o.depth,
+    )
+
+
+def test_dataset_clause_is_read_with_the_one_prefix_and_base_resolver() -> None:
+    q = f"""
+    # FROM <http://evil/in-comment>
+    BASE <{BASE}/>
+    PREFIX d: <dataset/>
+    PREFIX from: <http://example.org/>
+    SELECT ?from FROM d:ifc FROM NAMED <dataset/bag> FROM <{SECRET}>
+    WHERE {{ ?s from:p "FROM <http://evil/in-string>" . FILTER(?from < 3) }}
+    """
+    o = outline(q)
+    assert (o.from_graphs, o.from_named) == ((IFC, SECRET), (BAG,))
+    assert outline("SELECT * WHERE { ?s ?p ?o }").from_graphs is None
+    assert outline("ASK FROM NAMED <http://a> { }").from_graphs == ()
+    assert outline("DESCRIBE <http://x> FROM <http://a>").from_named == ()
+    # the relative prefix IRI resolves against BASE for GRAPH too, as the engine reads it
+    graph_q = f"BASE <{BASE}/> PREFIX d: <dataset/> SELECT * {{ GRAPH d:bag {{ ?s ?p ?o }} }}"
+    assert [r.iri for r in outline(graph_q).graph_refs] == [BAG]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_with_dataset_keeps_the_outline_true_to_the_new_text(query: str) -> None:
+    edited = with_dataset(outline(query), [IFC], [BAG, SECRET])
+    assert facts(edited) == facts(outline(edited.text))
+    assert (edited.from_graphs, edited.from_named) == ((IFC,), (BAG, SECRET))
+    ox.Store().query(edited.text)  # still valid SPARQL
+    assert with_dataset(outline(query), [], []).text == query
+    only_named = with_dataset(outline(query), [], [BAG])
+    assert facts(only_named) == facts(outline(only_named.text))
+    assert (only_named.from_graphs, only_named.from_named) == ((), (BAG,))
+
+
+def test_with_dataset_refuses_injection() -> None:
+    with pytest.raises(ValueError):
+        with_dataset(outline("SELECT * { ?s ?p ?o }"), ["http://a> } ; DROP ALL #"], [])
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_with_limit_and_physical_graphs_agree_with_a_fresh_read(query: str) -> None:
+    limited = with_limit(outline(query), 2)
+    if limited is None:
+        assert outline(query).form != "SELECT" or "VALUES" in query
+        return
+    fresh = outline(limited.text)
+    assert limited.graph_refs == fresh.graph_refs
+    assert (limited.from_graphs, limited.from_named) == (fresh.from_graphs, fresh.from_named)
+    mapping = {IFC: "urn:dsgo:data:ifc:1", SECRET: "urn:dsgo:data:secret:4"}
+    assert with_physical_graphs(limited, mapping) == with_physical_graphs(fresh, mapping)
+
+
+def test_physical_graphs_replace_only_graph_names() -> None:
+    q = f"SELECT * WHERE {{ GRAPH <{IFC}> {{ <{IFC}> ?p '<{IFC}>' }} GRAPH ?g {{ ?s ?p ?o }} }}"
+    text, binds = with_physical_graphs(outline(q), {IFC: "urn:x:1"})
+    assert text.count("urn:x:1") == 1 and text.count(IFC) == 2 and binds
+
+
+# --- one tokenization per request ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> InProcessNode:
+    return build_node(tmp_path_factory.mktemp("outline"))
+
+
+@pytest.fixture(scope="module")
+def http(node: InProcessNode) -> Iterator[TestClient]:
+    with TestClient(node.app, base_url=BASE, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("party", "query", "params"),
+    [
+        (OWNER, f"SELECT ?p ?o WHERE {{ <{BASE}/id/building/b1> ?p ?o }}", {}),
+        (READER, f"SELECT ?p ?o WHERE {{ <{BASE}/id/building/b1> ?p ?o }} LIMIT 100", {}),
+        (
+            OWNER,
+            f"SELECT * WHERE {{ GRAPH <{BASE}/dataset/bim> {{ ?s ?p ?o }} }}",
+            {"named-graph-uri": f"{BASE}/dataset/bim"},
+        ),
+        (READER, "CONSTRUCT WHERE { ?s ?p ?o }", {"default-graph-uri": f"{BASE}/dataset/bim"}),
+        (OWNER, f"ASK FROM <{BASE}/dataset/secret> {{ ?s ?p ?o }}", {}),
+    ],
+)
+def test_a_request_tokenizes_its_query_once(http, node, party, query, params) -> None:
+    before = STATS.tokenizations
+    resp = http.get("/sparql", params={"query": query, **params}, headers=node.auth(party))
+    assert resp.status_code == 200, resp.text
+    assert STATS.tokenizations - before == 1
+
+
+def test_the_count_sees_a_second_read(http, node) -> None:
+    """The counter is real: a query path that reads the text twice shows 2."""
+    before = STATS.tokenizations
+    outline("SELECT * { ?s ?p ?o }")
+    outline("SELECT * { ?s ?p ?o }")
+    assert STATS.tokenizations - before == 2
