@@ -10,12 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies and the package first, so a change to the examples does not reinstall them.
+# node/static/vendor (the pages' YASGUI and Swagger UI) is made by `make assets` on the host
+# before the build; the image then serves them like the rest of the package data.
 COPY pyproject.toml README.md ./
 COPY node ./node
 COPY trust ./trust
 COPY connectors ./connectors
 COPY vocab ./vocab
-RUN pip install .
+# The postgres extra (psycopg) for state.backend = "postgresql", as compose's builder hosts use.
+RUN pip install ".[postgres]"
 
 # The demo's source data (IFC model, BAG extract, sensor readings) for the compose `setup` service.
 COPY examples ./examples

@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Browser assets (YASGUI, Swagger UI) vendored from npm into package data: no page loads from
+# another host. npm installs into web/node_modules only (never globally).
+ASSETS := node/static/vendor/.installed
 
-.PHONY: all install demo test bench lint format clean
+.PHONY: all install assets demo test bench lint format clean
 
 all: test
 
@@ -12,14 +15,25 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# python-ishare (the scheme's 2.x client, tests/test_e2e_ishare_versions.py) pins
+	# cryptography<42, which the node's >=43 excludes; it runs with the newer one, so it is
+	# installed without its pins (its own needs, PyJWT and requests, are in the dev extra).
+	$(BIN)/pip install --quiet --no-deps 'python-ishare==0.0.3'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(ASSETS): web/package.json web/package-lock.json web/vendor_assets.py
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(PYTHON) web/vendor_assets.py
+	touch $(ASSETS)
 
-demo: $(STAMP)
+assets: $(ASSETS)
+
+install: $(STAMP) $(ASSETS)
+
+demo: $(STAMP) $(ASSETS)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -34,4 +48,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis bench/out demo-data web/node_modules \
+		node/static/vendor tests/out

@@ -18,10 +18,14 @@ MODULES = (
     "bench_trust",
     "bench_jsonld",
     "bench_audit",
+    "bench_state",
     "bench_enforcement",
     "bench_connectors",
     "bench_ids",
     "bench_admission",
+    "bench_void",
+    "bench_merge",
+    "bench_exchange",
 )
 
 
@@ -148,6 +152,56 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         False,
         f"refused {with_adm.get('refused_503')} with Retry-After; p99 without admission "
         f"{over.get('without_admission', {}).get('admitted_p99_ms')} ms",
+    )
+    void = results.get("bench_void", {})
+    add(
+        "VoID + service description served / point query",
+        void.get("ratio"),
+        void.get("target_ratio", 1.0),
+        False,
+        f"first computation {void.get('cold_ms')} ms for {void.get('triples')} triples",
+    )
+    merge = results.get("bench_merge", {})
+    point, agg = merge.get("point", {}), merge.get("aggregate", {})
+    single_goal = merge.get("target_single_vs_engine", 1.1)
+    for case, row in (("point", point), ("aggregate", agg)):
+        add(
+            f"merge: 1-dataset scope / the same path without the planner ({case})",
+            row.get("ratio_single_vs_before"),
+            single_goal,
+            False,
+            f"vs the engine alone {row.get('ratio_single_vs_engine')}",
+        )
+    point_goal = merge.get("target_point_vs_single", 1.5)
+    add(
+        "merge: 2 disjoint datasets / 1 dataset (point)",
+        point.get("ratio_disjoint_vs_single"),
+        point_goal,
+        False,
+    )
+    add(
+        "merge: 2 overlapping datasets / 1 dataset (point)",
+        point.get("ratio_overlap_vs_single"),
+        point_goal,
+        False,
+    )
+    add(
+        "merge: 2 overlapping datasets / 1 dataset (aggregate)",
+        None,
+        0,
+        False,
+        f"ratio {agg.get('ratio_overlap_vs_single')} (info); vs the engine's doubled bag union "
+        f"of the same datasets {agg.get('ratio_overlap_vs_engine_bag')}; one-off: "
+        f"{merge.get('one_off', {}).get('merge_build_ms')} ms to build the rest graph, "
+        f"{merge.get('one_off', {}).get('pair_check_disjoint_ms')} ms per disjoint pair check",
+    )
+    exchange = results.get("bench_exchange", {})
+    add(
+        "signed exchanges: federated query signed / unsigned (JAdES)",
+        exchange.get("ratio_signed_over_unsigned"),
+        exchange.get("target_ratio", 1.5),
+        False,
+        f"{exchange.get('signed', {}).get('verified_receipts_per_query')} receipts per query",
     )
     fed = results.get("bench_federation", {})
     for key, value in flatten(fed):

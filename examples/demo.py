@@ -88,6 +88,11 @@ def main() -> int:
                     f"  {party.key:<12} {party.url}   ({party.party_id}, logs: {work / (party.key + '.log')})"
                 )
         print(f"  {'auditor':<12} (no node; config {auditor.config})")
+        print(
+            f"\n  Pages (with a bearer token until the login lands): {builder.url}/ui/building/bim,"
+            f" {renovator.url}/ui/sparql, {builder.url}/ui/policies, {renovator.url}/ui/audit,"
+            f" {builder.url}/docs"
+        )
         if os.environ.get("DEMO_EXIT"):
             return 0
         print("\nServing until Ctrl+C. Try: curl " + builder.url + "/capabilities")
@@ -163,6 +168,7 @@ def _setup(
             "--capability-url",
             f"http://127.0.0.1:{party.port}/capabilities",
         )
+    _catalog_settings(builder)
     _banner("Builder: the duplex IFC model (as an ILS-ready IFC4 model) and the BAG extract")
     model = _builder_model(builder)
     _dsgo(
@@ -206,6 +212,36 @@ def _setup(
         "--config",
         renovator.config,
     )
+
+
+BUILDER_CATALOG = """[catalog]
+advertise = ["bag"]
+description = "Building data of Bouwbedrijf De Bouwer: its IFC models and a BAG extract."
+license = "http://creativecommons.org/licenses/by/4.0/"
+access_rights = "restricted"
+contact_email = "data@bouwer.example"
+language = "nl"
+
+[catalog.datasets.bim]
+title = "Duplex, IFC model for the building permit"
+description = "The duplex as an IFC4 model made ready for the ILS Omgevingsvergunning, as BOT linked data."
+keywords = ["BIM", "IFC", "BOT"]
+
+[catalog.datasets.bag]
+title = "BAG extract"
+description = "Buildings (panden) from the Basisregistratie Adressen en Gebouwen (Kadaster)."
+license = "https://creativecommons.org/publicdomain/zero/1.0/"
+access_rights = "public"
+"""
+
+
+def _catalog_settings(builder: Party) -> None:
+    """The builder's statements for its DCAT-AP catalog: licences, access rights, descriptions."""
+    config = Path(builder.config)
+    text = config.read_text(encoding="utf-8")
+    start = text.index("[catalog]")
+    end = text.index("\n[", start + 1) + 1
+    config.write_text(text[:start] + BUILDER_CATALOG + text[end:], encoding="utf-8")
 
 
 def _grant(builder: Party, renovator: Party, auditor: Party) -> None:
@@ -296,9 +332,11 @@ def _stories(builder: Party, renovator: Party, auditor: Party, registry: Party) 
             BIND(CONCAT(?code, " ", ?long) AS ?name)
           }}
         }} GROUP BY ?space ?name ?area ?volume ORDER BY ?name"""
+    receipts_before = _verified_receipts(renovator)
     started = time.perf_counter()
     rows = _select(renovator_client, renovator.url, query)
     took = time.perf_counter() - started
+    receipts = _verified_receipts(renovator) - receipts_before
     for row in rows:
         print(
             f"  {row['name']:<18} area {_num(row.get('area'))} m2, volume {_num(row.get('volume'))} m3: "
@@ -307,8 +345,14 @@ def _stories(builder: Party, renovator: Party, auditor: Party, registry: Party) 
     print(
         f"  ({took:.2f} s; the builder's data was read at its node with the renovator node's token)"
     )
+    print(
+        f"  {receipts} verified receipt(s): each of the builder's answers was JAdES-signed "
+        "(ETSI TS 119 182-1 HTTP headers) and is kept in the renovator's audit log"
+    )
     if not rows:
         raise DemoError("story 2 returned no rows")
+    if receipts < 1:
+        raise DemoError("story 2: no verified receipt of the builder's answers")
 
     _banner("Story 3 — the renovator asks for the BAG dataset it was not granted")
     resp = renovator_client.request(
@@ -368,6 +412,14 @@ def _story4(builder: Party, renovator: Party, auditor: Party, renovator_client, 
         }}"""
     out = _dsgo("derive", construct, "--dataset", "co2-summary", "--config", renovator.config)
     print("  renovator: " + out.strip())
+    dataset = f"{renovator.url}/dataset/co2-summary"
+    out = _dsgo("audit", "receipts", "--for", dataset, "--config", renovator.config)
+    lines = out.strip().splitlines()
+    print(f"  renovator: dsgo audit receipts --for {dataset}")
+    for line in [lines[1], "…", lines[-1]] if len(lines) > 4 else lines[1:]:
+        print(f"    {line}")
+    if not lines or " 0 failed" not in lines[-1]:
+        raise DemoError("story 4: a receipt of the derived dataset did not verify")
     code = rows[0]["name"].split()[0]
     value = f"{renovator.url}/id/co2-summary/{code}"
     print(f"  auditor: dsgo audit trace {value}")
@@ -655,6 +707,18 @@ def _num(value: str | None) -> str:
         return f"{float(value):.2f}"
     except ValueError:
         return value
+
+
+def _verified_receipts(party: Party) -> int:
+    """How many signed answers the node has verified and kept (audit entries of kind receipt)."""
+    args = ["audit", "tail", "-n", "1000000", "--config", party.config]
+    proc = subprocess.run([*DSGO, *args], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DemoError(f"`dsgo audit tail` failed: {proc.stderr.strip()}")
+    entries = (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
+    return sum(
+        1 for e in entries if e["kind"] == "receipt" and e["detail"].get("status") == "verified"
+    )
 
 
 def _dsgo(*args: str, check: bool = True) -> str:

@@ -23,6 +23,7 @@ from node.config import Settings
 from node.disk import DiskFull, clean_at_start, is_disk_full
 from node.enforcement import AccessDenied
 from node.errors import NodeError
+from node.exchange import SignedExchangeMiddleware
 from node.openapi import openapi_schema
 from node.readiness import readiness_routes
 from node.request_log import RequestLog
@@ -32,12 +33,17 @@ from node.routes.catalog import catalog_routes
 from node.routes.datasets import dataset_routes
 from node.routes.delegation import delegation_routes
 from node.routes.follow import follow_routes
+from node.routes.ishare3 import ishare3_routes
 from node.routes.resources import resource_routes
 from node.routes.sparql import sparql_routes
 from node.routes.trust import trust_routes
+from node.routes.void import void_routes
 from node.routes.witness import witness_routes
 from node.runtime import Runtime, build_runtime
+from node.service.warm import Warmer
 from node.sync import make_sync_runner
+from node.web.common import html_response, prefers_html
+from node.web.pages import home_page, web_routes
 from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
 
@@ -55,6 +61,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             settings.data_dir, settings.store_dir if settings.store_backend == "oxigraph" else None
         )
         rt.audit.start_keeper(_witness_push(rt))
+        warmer = Warmer(rt).start() if settings.warm_up else None
         task = None
         if run_sync is not None and settings.sync_interval > 0:
             task = asyncio.create_task(_sync_loop(run_sync, settings.sync_interval))
@@ -64,36 +71,44 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             if task is not None:
                 task.cancel()
             readiness.close()
+            if warmer is not None:
+                warmer.stop()
             rt.close()
 
     app = FastAPI(
         title=f"dsgo-node — {settings.party_name}",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs is node.web's: Swagger UI served by the node itself
         redoc_url=None,
     )
     app.state.runtime = rt
     ready_routes, readiness = readiness_routes(rt)
+    trust = trust_routes(rt.layer, on_token=_token_recorder(rt), pool=rt.lookups)
+    token_route = next(r for r in trust if r.path == "/connect/token")
     routes: list[Route] = [
         Route("/healthz", _health(rt), methods=["GET"]),
         *ready_routes,
         Route("/", _home(rt), methods=["GET"]),
-        *trust_routes(rt.layer, on_token=_token_recorder(rt), pool=rt.lookups),
+        *trust,
+        *ishare3_routes(rt.layer, rt.register, rt.enforcer, token_route),
         *resource_routes(rt),
         *sparql_routes(rt),
         *catalog_routes(rt),
         *delegation_routes(rt.layer, rt.policies, rt.register, rt.enforcer, store=rt.store),
         *admin_routes(rt, run_sync),
         *audit_routes(rt),
+        *void_routes(rt),
         *dataset_routes(rt),
         *follow_routes(rt),
         *witness_routes(rt),
+        *web_routes(rt),
     ]
     app.router.routes.extend(routes)
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
     for exc_type, handler in _HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
+    app.add_middleware(SignedExchangeMiddleware, rt=rt)  # JAdES: verify in, sign out
     if settings.log_requests:
         app.add_middleware(RequestLog)
     # Outermost: a refused request costs no routing, no logging (server.max_in_flight).
@@ -165,6 +180,8 @@ def _health(rt: Runtime):
 
 def _home(rt: Runtime):
     async def home(request: Request) -> Response:
+        if prefers_html(request):
+            return html_response(home_page(rt))
         base = rt.settings.base_iri
         return JSONResponse(
             {

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from node.enforcement import Caller
 from node.errors import NodeError, trust_status
+from trust.conditions import InvalidCondition, parse_context
 from trust.errors import InvalidRequest, InvalidToken, TrustError
 from trust.layer import TrustLayer
+
+CONTEXT_HEADER = "Delegation-Context"
+MAX_CONTEXT_BYTES = 8 * 1024
 
 __all__ = ["Caller", "authenticate", "caller_from_header", "error_response", "optional_caller"]
 
@@ -28,7 +34,30 @@ def optional_caller(request: Request, layer: TrustLayer) -> Caller | None:
     header = request.headers.get("authorization")
     if header is None:
         return None
-    return caller_from_header(header, layer)
+    caller = caller_from_header(header, layer)
+    context = request_context(request.headers.get(CONTEXT_HEADER))
+    return replace(caller, context=tuple(sorted(context.items()))) if context else caller
+
+
+def request_context(value: str | None) -> dict[str, str]:
+    """The iSHARE 3.0 request context a caller sends in `Delegation-Context` (a JSON object).
+
+    Policies with conditions are evaluated against it; 400 if it is not a key-value object.
+    """
+    if not value:
+        return {}
+    if len(value) > MAX_CONTEXT_BYTES:
+        raise InvalidRequest(
+            "delegation_context", f"{CONTEXT_HEADER} over {MAX_CONTEXT_BYTES} bytes"
+        )
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("delegation_context", f"{CONTEXT_HEADER} is not JSON") from None
+    try:
+        return parse_context(data, CONTEXT_HEADER)
+    except InvalidCondition as exc:
+        raise InvalidRequest("delegation_context", exc.description) from None
 
 
 def caller_from_header(header: str, layer: TrustLayer) -> Caller:

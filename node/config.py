@@ -7,10 +7,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from vocab.iris import DATASET_NAME, dataset_iri
+
+if TYPE_CHECKING:
+    from node.catalog_settings import CatalogSettings
 
 DEFAULT_CONFIG = "node.toml"
 PARTY_ID = re.compile(
@@ -47,6 +50,7 @@ class CheckConfig:
 
 CHECK_KINDS = ("ids",)
 _CHECK_KEYS = {"kind", "dataset", "ids", "report", "strict"}
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # state.schema: a plain PostgreSQL identifier
 
 
 @dataclass(frozen=True)
@@ -113,12 +117,26 @@ class Settings:
     limits: QueryLimits = field(default_factory=lambda: QueryLimits())
     federation_endpoints: dict[str, str] = field(default_factory=dict)  # base URL -> party id
     authorisation_registers: tuple[str, ...] = ()
+    registry_version: str = "auto"  # iSHARE version spoken with the registry: auto, 2.1, 3.0
     audit_checkpoint_every: int = 100
     audit_checkpoint_seconds: float = 1.0
     audit_witness_url: str | None = None
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
     bounds: Bounds = field(default_factory=lambda: Bounds())
+    warm_up: bool = True  # store.warm_up: merge plans and VoID numbers computed after each load
+    catalog: CatalogSettings = field(default_factory=lambda: _catalog_settings({}))
+    state_backend: str = (
+        "sqlite"  # "sqlite" | "postgresql": replay cache, token keys, policies, registry
+    )
+    state_dsn: str | None = None
+    state_schema: str = "dsgo"
+    state_statement_timeout: float = 5.0
+    state_key_rotation: float = 7 * 24 * 3600.0
+    state_pool_size: int = 8
+    exchange_sign: bool = True  # exchange.sign: JAdES-sign requests to and responses for parties
+    exchange_accept_unsigned: bool = True  # exchange.accept_unsigned: take unsigned peer answers
+    exchange_max_skew: float = 300.0  # exchange.max_skew: seconds a sigT may be off
 
     @property
     def store_dir(self) -> Path:
@@ -173,6 +191,8 @@ _SECTIONS = {
     "catalog",
     "query",
     "federation",
+    "state",
+    "exchange",
 }
 
 
@@ -196,6 +216,10 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     catalog = _section(raw, "catalog")
     query = _section(raw, "query")
     federation = _section(raw, "federation")
+    exchange = _section(raw, "exchange")
+    for key in ("sign", "accept_unsigned"):
+        if not isinstance(exchange.get(key, True), bool):
+            raise ConfigError(f"exchange.{key}: must be true or false")
 
     base_iri = _require_str(node, "node.base_iri").rstrip("/")
     parts = urlsplit(base_iri)
@@ -227,10 +251,37 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     severity = str(sync.get("shacl_severity", "Violation"))
     if severity not in ("Violation", "Warning", "Info"):
         raise ConfigError("sync.shacl_severity: must be Violation, Warning or Info")
-    audit_backend = str(audit.get("backend", "sqlite"))
+    state = _section(raw, "state")
+    state_backend = str(state.get("backend", "sqlite"))
+    if state_backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"state.backend: must be 'sqlite' or 'postgresql', got {state_backend!r}")
+    state_dsn = state.get("dsn") or None
+    if state_backend == "postgresql" and not (
+        isinstance(state_dsn, str) and state_dsn.startswith(("postgresql://", "postgres://"))
+    ):
+        raise ConfigError(
+            "state.dsn: required when state.backend = 'postgresql', a postgresql:// URL"
+        )
+    state_schema = str(state.get("schema", "dsgo"))
+    if not _SCHEMA.fullmatch(state_schema):
+        raise ConfigError(
+            f"state.schema: lowercase letters, digits and _ (at most 63), got {state_schema!r}"
+        )
+    state_timeout = _float(state, "state.statement_timeout", 5.0)
+    if not 0.05 <= state_timeout <= 600:
+        raise ConfigError(
+            f"state.statement_timeout: seconds from 0.05 to 600, got {state_timeout!r}"
+        )
+    key_rotation = _float(state, "state.key_rotation", 7 * 24 * 3600.0)
+    if key_rotation < 60:
+        raise ConfigError(f"state.key_rotation: at least 60 seconds, got {key_rotation!r}")
+    # With the shared state the audit log joins it, unless [audit] says otherwise.
+    audit_backend = str(
+        audit.get("backend", "postgresql" if state_backend == "postgresql" else "sqlite")
+    )
     if audit_backend not in ("sqlite", "postgresql"):
         raise ConfigError("audit.backend: must be 'sqlite' or 'postgresql'")
-    if audit_backend == "postgresql" and not audit.get("dsn"):
+    if audit_backend == "postgresql" and not audit.get("dsn") and state_backend != "postgresql":
         raise ConfigError("audit.dsn: required when audit.backend = 'postgresql'")
 
     sources = []
@@ -298,6 +349,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         query_timeout=_float(store, "store.query_timeout", 10.0),
         max_results=_int(store, "store.max_results", 100_000, 1, 10**9),
         query_slots=_int(store, "store.query_slots", 2, 1, 64),
+        warm_up=_flag(store, "store.warm_up", True),
         key_file=_opt_path(root, identity.get("key")),
         cert_file=_opt_path(root, identity.get("cert")),
         pkcs12_file=_opt_path(root, identity.get("pkcs12")),
@@ -321,11 +373,22 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         ),
         federation_endpoints=dict(endpoints),
         authorisation_registers=tuple(registers),
+        registry_version=_registry_version(trust),
         audit_checkpoint_every=_int(audit, "audit.checkpoint_every", 100, 1, 1_000_000),
         audit_checkpoint_seconds=_float(audit, "audit.checkpoint_seconds", 1.0),
         audit_witness_url=witness_url,
         audit_witness_party_id=witness_party,
         checks=checks,
+        catalog=_catalog_settings(catalog),
+        state_backend=state_backend,
+        state_dsn=state_dsn,
+        state_schema=state_schema,
+        state_statement_timeout=state_timeout,
+        state_key_rotation=key_rotation,
+        state_pool_size=_int(state, "state.pool_size", 8, 1, 256),
+        exchange_sign=exchange.get("sign", True),
+        exchange_accept_unsigned=exchange.get("accept_unsigned", True),
+        exchange_max_skew=_float(exchange, "exchange.max_skew", 300.0),
         bounds=_bounds(node, server, trust, audit, federation),
     )
 
@@ -357,6 +420,12 @@ def _bounds(
         retry_after=_int(server, "server.retry_after", 1, 1, 3600),
         min_free_mb=_int(node, "node.min_free_mb", 256, 0, 10**9),
     )
+
+
+def _catalog_settings(section: dict[str, Any]) -> CatalogSettings:
+    from node.catalog_settings import catalog_settings  # it imports ConfigError from here
+
+    return catalog_settings(section)
 
 
 def _checks(raw: dict[str, Any], root: Path, source_datasets: set[str]) -> tuple[CheckConfig, ...]:
@@ -455,3 +524,21 @@ def _path(root: Path, value: Any) -> Path:
 
 def _opt_path(root: Path, value: Any) -> Path | None:
     return _path(root, value) if value else None
+
+
+def _flag(section: dict[str, Any], key: str, default: bool) -> bool:
+    """A true/false setting; ConfigError naming the key for anything else."""
+    value = section.get(key.rsplit(".", 1)[1], default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")  # DSGO_* environment values are strings
+    raise ConfigError(f"{key}: must be true or false, got {value!r}")
+
+
+def _registry_version(trust: dict) -> str:
+    """trust.registry_version: `auto` (ask the registry once), `2.1` or `3.0`."""
+    value = str(trust.get("registry_version", "auto"))
+    if value not in ("auto", "2.1", "3.0"):
+        raise ConfigError(f"trust.registry_version: must be auto, 2.1 or 3.0, not {value!r}")
+    return value

@@ -13,6 +13,7 @@ import pyoxigraph as ox
 
 from connectors.base import ProvRecord
 from node.enforcement import AccessDenied, Caller
+from node.exchange import exchange_for
 from node.outbound import RemoteFetchError, fetch_resource
 from node.provenance import derived_from
 from node.publish import publish_version
@@ -27,13 +28,16 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
     from node.service.query import evaluate
 
     started = datetime.now(UTC)
-    result = evaluate(rt, Caller.node(rt.settings.party_id), query, for_datasets=(dataset,))
+    receipts: list[str] = []  # the signed answers the dataset is computed from
+    result = evaluate(
+        rt, Caller.node(rt.settings.party_id), query, for_datasets=(dataset,), receipts=receipts
+    )
     if isinstance(result, bool | ox.QueryBoolean) or hasattr(result, "variables"):
         raise LoadError("<query>", None, "a derived dataset needs a CONSTRUCT or DESCRIBE query")
     triples = [t for t in result if isinstance(t, ox.Triple)]
     if not triples:
         raise LoadError("<query>", None, "the query produced no triples; nothing was stored")
-    remote = _remote_versions(rt, triples)  # the other nodes' inputs, with the ETag read
+    remote = _remote_versions(rt, triples, dataset, receipts)  # other nodes' inputs + ETags
     ended = datetime.now(UTC)
     prov = ProvRecord(
         source=f"{rt.settings.base_iri}/sparql",
@@ -59,10 +63,13 @@ def derive(rt: Runtime, query: str, dataset: str) -> tuple[int, str]:
         label=f"derived:{dataset}",
         more_provenance=inputs,
     )
+    exchange_for(rt).receipts.attach(receipts, dataset, version)
     return len(triples), version
 
 
-def _remote_versions(rt: Runtime, triples: list[ox.Triple]) -> list[tuple[str, str | None]]:
+def _remote_versions(
+    rt: Runtime, triples: list[ox.Triple], dataset: str, receipts: list[str]
+) -> list[tuple[str, str | None]]:
     """The other nodes' resources the result mentions, each with the ETag its node serves now."""
     base = rt.settings.base_iri
     remote: list[str] = []
@@ -82,7 +89,15 @@ def _remote_versions(rt: Runtime, triples: list[ox.Triple]) -> list[tuple[str, s
     for iri in remote[:MAX_REMOTE_VERSIONS]:
         try:
             peer = rt.enforcer.outbound(me, iri)  # only registry-vouched nodes are asked
-            fetched = fetch_resource(client, peer, iri, accept="application/n-triples")
+            fetched = fetch_resource(
+                client,
+                peer,
+                iri,
+                accept="application/n-triples",
+                exchange=exchange_for(rt),
+                datasets=(dataset,),
+                receipts=receipts,
+            )
         except (RemoteFetchError, AccessDenied):
             continue  # not a node's resource, or not readable: it is not an input we can vouch for
         out.append((iri, fetched.etag))

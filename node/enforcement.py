@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,7 +21,9 @@ import pyoxigraph as ox
 from node.sparql.outline import QueryOutline, outline
 from node.sparql.text import SparqlSyntaxError
 from node.store import MemoryStore, Store
+from node.store.merge import DEFAULT_PLANNER, MERGE_PREFIX, MergePlanner
 from trust.audit import AuditEvent
+from trust.conditions import explain_conditions
 from trust.delegation import (
     DSGO_FEDERATE,
     DSGO_QUERY,
@@ -65,6 +67,8 @@ class Caller:
     jti: str | None = None
     scope: str = ""
     person: str | None = None
+    # iSHARE 3.0: the request's context (key, value) pairs, for policies with conditions.
+    context: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def node(cls, party_id: str) -> Caller:
@@ -170,8 +174,10 @@ def scoped_query(
     cache: MaterialisedCache | None = None,
     data_version: Hashable | None = None,
     timeout: float | None = None,
+    merges: MergePlanner | None = None,
 ) -> Any:
-    """Run `query` over only what `scope` permits; the default graph is the union of it."""
+    """Run `query` over only what `scope` permits; the default graph is the RDF merge of it
+    (node.store.merge: the engine gets disjoint graphs, so its bag union is a set union)."""
     query = outline(query)
     refuse_engine_service(query.text)
     from_graphs, from_named = query.from_graphs, query.from_named
@@ -184,7 +190,9 @@ def scoped_query(
         else:
             mem = _materialise(store, scope, dataset_graphs)
         target: Store = MemoryStore(mem)
-        permitted = set(whole) | {g.value for g in mem.named_graphs()}
+        permitted = set(whole) | {
+            g.value for g in mem.named_graphs() if not g.value.startswith(MERGE_PREFIX)
+        }
     else:
         target = store
         permitted = set(whole)
@@ -193,6 +201,7 @@ def scoped_query(
     else:
         default = [g for g in (from_graphs or []) if g in permitted]
         named = [g for g in (from_named or []) if g in permitted]
+    default = (merges or DEFAULT_PLANNER).default_graphs(target, default)
     return target.query(query, default_graph=default, named_graphs=named, timeout=timeout)
 
 
@@ -326,6 +335,7 @@ class Enforcer:
         self.on_decision = on_decision or (lambda decision: None)
         self.clock = clock
         self.materialised = MaterialisedCache()
+        self.merges = MergePlanner()
         self._scopes: dict[tuple[str, str], _CachedScope] = {}
         self._graphs: tuple[Hashable, list[str]] | None = None
         self._dataset_re = re.compile(
@@ -365,7 +375,7 @@ class Enforcer:
         if action in (READ_DATASET, READ_AUDIT):
             name = AUDIT_DATASET if action == READ_AUDIT else target
             graph = self._dataset_iri(name)
-            scope = self.scope_for(party, ISHARE_READ, evidence)
+            scope = self.scope_for(party, ISHARE_READ, evidence, context=_context(caller))
             if not scope.reaches_dataset(graph):
                 what = (
                     "this node's audit log"
@@ -376,7 +386,8 @@ class Enforcer:
                     caller, action, graph, scope, f"no policy lets you read {what}", collect, extra
                 )
                 raise AccessDenied(
-                    f"no policy lets you read {what}", self.explain(party, dataset=name)
+                    f"no policy lets you read {what}",
+                    self.explain(party, dataset=name, context=_context(caller)),
                 )
             if audit:
                 self._permit(
@@ -392,23 +403,26 @@ class Enforcer:
         if action == FEDERATE:
             if party == self.node_party_id:
                 return OWNER_SCOPE
-            scope = self.scope_for(party, FEDERATE)
+            scope = self.scope_for(party, FEDERATE, context=_context(caller))
             if not scope.reaches_service(target):
                 reason = "no policy grants you the dsgo:federate action for this endpoint"
                 self._deny(caller, action, target, scope, reason, collect, extra)
                 raise AccessDenied(
                     "a query with SERVICE makes this node call another node on your behalf; "
                     + reason,
-                    self.explain(party, resource=target, action=FEDERATE),
+                    self.explain(party, resource=target, action=FEDERATE, context=_context(caller)),
                     error="federation_not_allowed",
                 )
             if audit:
                 self._permit(caller, action, target, scope, "federate", collect, extra)
             return scope
-        scope = self.scope_for(party, action, evidence)
+        scope = self.scope_for(party, action, evidence, context=_context(caller))
         if scope.is_empty:
             self._deny(caller, action, target, scope, "no policy applies", collect, extra)
-            raise AccessDenied("no policy permits this", self.explain(party, action=action))
+            raise AccessDenied(
+                "no policy permits this",
+                self.explain(party, action=action, context=_context(caller)),
+            )
         if audit:
             self._permit(caller, action, target, scope, "scoped", collect, extra)
         return scope
@@ -495,15 +509,28 @@ class Enforcer:
             self.on_decision(decision)
 
     def scope_for(
-        self, caller: str, action: str = ISHARE_READ, evidence: Sequence[Policy] = ()
+        self,
+        caller: str | Caller,
+        action: str = ISHARE_READ,
+        evidence: Sequence[Policy] = (),
+        *,
+        context: Mapping[str, str] | None = None,
     ) -> Scope:
         """What `caller` may read now; recomputed only when policies change or a window ends.
 
         `evidence`: verified delegation evidence the caller brought (from an external register);
-        it counts only where the data owner (this node's party) issued it.
+        it counts only where the data owner (this node's party) issued it. `context`: the
+        request's context for policies with conditions (a Caller brings its own); a scope
+        decided with a context is not cached.
         """
+        if isinstance(caller, Caller):
+            context = context if context is not None else _context(caller)
+            caller = caller.party_id
         if caller == self.node_party_id:
             return OWNER_SCOPE
+        if context:
+            records = self.policies.list(subject=caller, issuer=self.node_party_id)
+            return self._decide(caller, [*records, *evidence], self.clock(), action, context)
         version = self.policies.version()
         now = self.clock()
         key = (caller, action)
@@ -520,7 +547,14 @@ class Enforcer:
         records = self.policies.list(subject=caller, issuer=self.node_party_id)
         return self._decide(caller, [*records, *evidence], now, action)
 
-    def _decide(self, caller: str, records: Sequence[Policy], now: float, action: str) -> Scope:
+    def _decide(
+        self,
+        caller: str,
+        records: Sequence[Policy],
+        now: float,
+        action: str,
+        context: Mapping[str, str] | None = None,
+    ) -> Scope:
         return decide(
             caller,
             records,
@@ -528,6 +562,7 @@ class Enforcer:
             issuer=self.node_party_id,
             service_provider=self.node_party_id,
             action=action,
+            context=context,
         )
 
     def describe(
@@ -541,7 +576,7 @@ class Enforcer:
     ) -> list[ox.Triple]:
         """Filter a resource description for `caller`; AccessDenied (403) if nothing is permitted."""
         party = _party(caller)
-        scope = self.scope_for(party, ISHARE_READ, evidence)
+        scope = self.scope_for(party, ISHARE_READ, evidence, context=_context(caller))
         items = list(triples)
         kept = filter_description(items, scope, subject_iri, graph_iris)
         if kept is None:
@@ -561,7 +596,13 @@ class Enforcer:
             ) or list(graph_iris)
             raise AccessDenied(
                 "no policy permits reading this resource",
-                self.explain(party, resource=subject_iri, graph_iris=holding, types=types),
+                self.explain(
+                    party,
+                    resource=subject_iri,
+                    graph_iris=holding,
+                    types=types,
+                    context=_context(caller),
+                ),
             )
         self._permit(caller, ISHARE_READ, subject_iri, scope, f"{len(kept)} triples", None, {})
         return kept
@@ -593,10 +634,13 @@ class Enforcer:
     ) -> Scope:
         """The decision on a SPARQL query (audited): the caller's scope, AccessDenied if empty."""
         party = _party(caller)
-        scope = self.scope_for(party, DSGO_QUERY, evidence)
+        scope = self.scope_for(party, DSGO_QUERY, evidence, context=_context(caller))
         if scope.is_empty:
             self._deny(caller, DSGO_QUERY, "sparql", scope, "no policy applies", decisions, {})
-            raise AccessDenied("no policy permits querying this node", self.explain(party))
+            raise AccessDenied(
+                "no policy permits querying this node",
+                self.explain(party, context=_context(caller)),
+            )
         self._permit(caller, DSGO_QUERY, "sparql", scope, "scoped query", decisions, {})
         return scope
 
@@ -619,6 +663,7 @@ class Enforcer:
             cache=self.materialised,
             data_version=data_version,
             timeout=timeout,
+            merges=self.merges,
         )
 
     def dataset_graphs(self, store: Store, data_version: Hashable | None = None) -> list[str]:
@@ -644,14 +689,21 @@ class Enforcer:
         graph_iris: Sequence[str] = (),
         types: Iterable[str] = (),
         action: str = ISHARE_READ,
+        context: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Why `caller` may or may not read a target: only policies that apply to the caller."""
+        """Why `caller` may or may not read a target: only policies that apply to the caller.
+
+        Policies with conditions (iSHARE 3.0) show each condition's outcome in `context`.
+        """
         now = self.clock()
+        context = dict(context or {})
         records = self.policies.list(subject=caller)
         graphs = list(graph_iris) or ([self._dataset_iri(dataset)] if dataset else [])
         types = set(types)
         considered = [
-            _explain_policy(r, caller, now, self.node_party_id, action, resource, graphs, types)
+            _explain_policy(
+                r, caller, now, self.node_party_id, action, resource, graphs, types, context
+            )
             for r in records
         ]
         permit = next((c for c in considered if c["rule"] == "Permit"), None)
@@ -671,6 +723,7 @@ class Enforcer:
             "action": action,
             "target": resource or (graphs[0] if graphs else "sparql"),
             "rule": rule,
+            "context": context,
             "policies": considered,
         }
 
@@ -683,6 +736,10 @@ class Enforcer:
 
 def _party(caller: Caller | str) -> str:
     return caller.party_id if isinstance(caller, Caller) else caller
+
+
+def _context(caller: Caller | str) -> dict[str, str]:
+    return dict(caller.context) if isinstance(caller, Caller) else {}
 
 
 def _deny_hits(d: DenyRule, s: str, p: str | None, g: str, types: Iterable[str]) -> bool:
@@ -767,6 +824,7 @@ def _explain_policy(
     resource: str | None,
     graphs: list[str],
     types: set[str],
+    context: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """How one of the caller's policies bears on the target: the rule that decided, if any."""
     info: dict[str, Any] = {
@@ -783,13 +841,19 @@ def _explain_policy(
     if not info["active"]:
         info["rule"] = "not applicable: outside its time window"
         return info
-    scope = decide(caller, [record], now, service_provider=node_party_id, action=action)
+    conditions = explain_conditions(record, context or {})
+    if conditions:
+        info["conditions"] = conditions
+    scope = decide(
+        caller, [record], now, service_provider=node_party_id, action=action, context=context
+    )
     unrestricted = decide(
         caller,
         [_without_denies(record)],
         now,
         service_provider=node_party_id,
         action=action,
+        context=context,
     )
     if action == FEDERATE:
         reaches = lambda sc: sc.reaches_service(resource or "")  # noqa: E731
@@ -799,6 +863,8 @@ def _explain_policy(
         info["rule"] = "Permit"
     elif reaches(unrestricted):
         info["rule"] = "Deny rule"
+    elif conditions and any(not c["holds"] for c in conditions if c["rule"] == "Permit"):
+        info["rule"] = "not applicable: its conditions do not hold in the request context"
     info["grants"] = [asdict(g) for g in scope.partial] + [
         {"datasets": sorted(scope.whole_datasets)}
     ]

@@ -23,8 +23,7 @@ port = {port}
 workers = 1                    # >1 needs store.backend = "sparql"
 
 [store]
-backend = "oxigraph"           # embedded on disk; or "sparql" with query_url/update_url/store_url
-query_timeout = 10.0           # seconds; longer queries are cancelled with 503
+{store}query_timeout = 10.0           # seconds; longer queries are cancelled with 503
 max_results = 100000           # rows or triples; more are cut off (header DSGO-Result-Truncated)
 query_slots = 2                # queries evaluated at once
 
@@ -41,9 +40,16 @@ shacl_severity = "Violation"   # fail a connector run at this SHACL severity or 
 
 [catalog]
 advertise = []                 # datasets listed with an ODRL offer to callers who may not read them
+# license = "http://creativecommons.org/licenses/by/4.0/"   # default licence of every dataset
+# access_rights = "restricted" # public | restricted | non-public: the default dct:accessRights
+# contact_email = "data@example.org"
+# [catalog.datasets.bim]       # per dataset: title, description, license, access_rights, keywords
 
+[state]
+{state}
 [audit]
-backend = "sqlite"             # or "postgresql" with dsn = "postgresql://..."
+# backend = "sqlite"           # default: as [state] (its PostgreSQL), else data/audit.sqlite;
+                               # or "postgresql" with a dsn of its own
 
 # [[sources]]
 # kind = "ifc"
@@ -69,6 +75,8 @@ def init_node(
     registry_id: str | None,
     trust_roots: list[Path],
     force: bool = False,
+    state_dsn: str | None = None,
+    oxigraph_url: str | None = None,
 ) -> Path:
     """Write DIR/node.toml; without --key/--cert, issue a party certificate from a development CA."""
     from trust.pki import (
@@ -78,7 +86,6 @@ def init_node(
         save_dev_ca,
         write_pem_identity,
     )
-    from trust.registry import Registry
 
     if not PARTY_ID.match(party_id):
         raise ConfigError(f"--party-id: {party_id!r} is not an EORI or did:ishare id")
@@ -121,6 +128,10 @@ def init_node(
     if not roots:
         raise ConfigError("--trust-root: give the scheme's root CA certificate (PEM)")
 
+    if state_dsn is not None and not state_dsn.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("--state-dsn: a postgresql:// URL")
+    if oxigraph_url is not None and not oxigraph_url.startswith(("http://", "https://")):
+        raise ConfigError("--oxigraph-url: an http(s) URL of `oxigraph serve`")
     registry_lines = ""
     if registry_url:
         registry_lines = f'registry_url = "{registry_url}"\nregistry_party_id = "{registry_id}"\n'
@@ -136,13 +147,15 @@ def init_node(
             identity=identity_lines,
             trusted_roots=", ".join(f'"{_rel(p, directory)}"' for p in roots),
             registry=registry_lines,
+            state=_state_lines(state_dsn),
+            store=_store_lines(oxigraph_url),
         ),
         encoding="utf-8",
     )
     if "registry" in role_list and ca is not None:
         # A node that is its own registry trusts its CA and lists itself as an active party.
         (directory / "data").mkdir(exist_ok=True)
-        registry = Registry(directory / "data" / "registry.sqlite")
+        registry = _registry(directory, state_dsn)
         registry.add_trusted_ca(ca.root_cert)
         registry.add_party(
             party_id,
@@ -152,6 +165,47 @@ def init_node(
             capability_url=f"{base_iri}/capabilities",
         )
     return config
+
+
+def _registry(directory: Path, state_dsn: str | None):
+    """Where a registry node's own records go: data/registry.sqlite or the shared state."""
+    from trust.registry import Registry
+
+    if state_dsn is None:
+        return Registry(directory / "data" / "registry.sqlite")
+    from trust.pg import PgSettings, PgState, StateUnavailable
+    from trust.registry_pg import PostgresRegistry
+
+    try:
+        return PostgresRegistry(PgState(PgSettings(state_dsn)))
+    except StateUnavailable as exc:
+        raise ConfigError(
+            f"--state-dsn: cannot use the state database: {exc.description}"
+        ) from None
+
+
+def _state_lines(dsn: str | None) -> str:
+    """[state]: SQLite files in data/, or the shared PostgreSQL of several hosts."""
+    if dsn is None:
+        return (
+            'backend = "sqlite"             # replay cache, token keys, policies, registry in data/;\n'
+            '                               # or "postgresql" with dsn = "postgresql://..." (N hosts)\n'
+        )
+    return (
+        'backend = "postgresql"         # shared by every host of this party\n'
+        f'dsn = "{dsn}"                 # or $DSGO_STATE_DSN, to keep a password out of this file\n'
+    )
+
+
+def _store_lines(oxigraph_url: str | None) -> str:
+    """[store] backend: embedded, or an `oxigraph serve` every host of this party uses."""
+    if oxigraph_url is None:
+        return 'backend = "oxigraph"           # embedded on disk; or "sparql" with query_url/update_url/store_url\n'
+    url = oxigraph_url.rstrip("/")
+    return (
+        'backend = "sparql"             # an external SPARQL 1.1 Protocol + Graph Store engine\n'
+        f'query_url = "{url}/query"\nupdate_url = "{url}/update"\nstore_url = "{url}/store"\n'
+    )
 
 
 def _rel(path: Path, base: Path) -> str:

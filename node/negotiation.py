@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import pyoxigraph as ox
 
-from node.errors import NodeError
+from node.errors import NodeError, ProtocolError
 from node.jsonld import compact, load_context
 
 HTML = "text/html"
@@ -159,3 +160,93 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
         return True
     tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
     return etag in tags
+
+
+# --- SPARQL 1.1 Protocol: `format` parameters and request charsets ------------------------------
+
+# A `format` value names a media type in the terms of the query form: `xml` is SPARQL results XML
+# for SELECT/ASK but RDF/XML for CONSTRUCT/DESCRIBE (as SPARQLWrapper and most engines mean it).
+_RESULTS_FORMATS = {
+    "json": "application/sparql-results+json",
+    "srj": "application/sparql-results+json",
+    "application/json": "application/sparql-results+json",
+    "xml": "application/sparql-results+xml",
+    "srx": "application/sparql-results+xml",
+    "application/xml": "application/sparql-results+xml",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+}
+_GRAPH_FORMATS = {
+    "xml": RDFXML,
+    "rdf": RDFXML,
+    "rdfxml": RDFXML,
+    "rdf+xml": RDFXML,
+    "application/xml": RDFXML,
+    "json": JSONLD,
+    "json-ld": JSONLD,
+    "jsonld": JSONLD,
+    "application/json": JSONLD,
+    "ttl": TURTLE,
+    "turtle": TURTLE,
+    "application/turtle": TURTLE,
+    # Turtle is N3 (every Turtle document is an N3 document), so an N3 reader reads it.
+    "n3": TURTLE,
+    "text/n3": TURTLE,
+    "text/rdf+n3": TURTLE,
+    "application/n3": TURTLE,
+    "nt": NTRIPLES,
+    "ntriples": NTRIPLES,
+    "n-triples": NTRIPLES,
+}
+
+
+def choose_sparql(
+    accept: str | None, offered: Sequence[str], formats: str | Sequence[str] | None = None
+) -> str:
+    """The SPARQL answer's media type: the first `format` value that names an offered type, else Accept.
+
+    Clients send `format` for whichever engine they meet (SPARQLWrapper sends `format=xml` for a
+    CONSTRUCT, `format=n3`, `format=json-ld`, and repeats TSV as a media type), so a value this
+    node cannot produce for this query form is ignored rather than refused: the Accept header
+    then decides, and only a failed Accept is a 406.
+    """
+    values = [formats] if isinstance(formats, str) else list(formats or ())
+    graph = JSONLD in offered
+    table = _GRAPH_FORMATS if graph else _RESULTS_FORMATS
+    for value in values:
+        key = value.strip().lower()
+        media = table.get(key, FORMAT_ALIASES.get(key, key))
+        if media in offered:
+            return media
+    return choose(accept, offered)
+
+
+_CHARSET_PARAM = re.compile(r';\s*charset\s*=\s*"?([^";\s]*)"?', re.I)
+UTF8_NAMES = frozenset({"utf-8", "utf8"})
+ASCII_NAMES = frozenset({"us-ascii", "ascii", "iso646-us"})
+
+
+def decode_request_body(body: bytes, ctype: str, what: str) -> str:
+    """A SPARQL request body as text: UTF-8, as the SPARQL 1.1 Protocol requires.
+
+    Rule: no charset or `charset=utf-8` is read as UTF-8; `charset=us-ascii` is accepted when the
+    body is ASCII (ASCII is a subset of UTF-8, so the body really is in the declared charset and
+    reads the same). Any other declared charset is 415, whatever the bytes: the node does not
+    transcode, and a body that is valid in both (an ASCII body declared ISO-8859-1, the W3C
+    protocol case) is still declared as something the protocol does not allow.
+    """
+    match = _CHARSET_PARAM.search(ctype)
+    charset = match.group(1).lower() if match else None
+    if charset is not None and charset not in UTF8_NAMES | ASCII_NAMES:
+        raise ProtocolError(
+            f"{what} declared charset={match.group(1) if match else ''}: the SPARQL 1.1 Protocol "
+            "requires UTF-8; send charset=utf-8 (or no charset)",
+            415,
+            charset=charset,
+        )
+    if charset in ASCII_NAMES and not body.isascii():
+        raise ProtocolError(f"{what} declared charset={charset} but is not ASCII", 415)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(f"{what} is not UTF-8") from None

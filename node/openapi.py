@@ -15,7 +15,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from node.config import PARTY_ID, Settings
-from node.negotiation import FORMAT_ALIASES, RDF_TYPES, RESOURCE_TYPES, RESULTS_TYPES
+from node.negotiation import FORMAT_ALIASES, RDF_TYPES, RESOURCE_TYPES
+from node.openapi_v3 import v3_paths
+from node.web.openapi_pages import add_pages
 from trust.delegation import DSGO, DSGO_FEDERATE, DSGO_QUERY, ISHARE_READ
 
 _BEARER = [{"bearer": []}]
@@ -27,6 +29,7 @@ _RDF = [
     "application/rdf+xml",
 ]
 _HTML = "text/html"
+_VOID = ["text/turtle", "application/ld+json", "application/n-triples", "application/rdf+xml"]
 _RESULTS = [
     "application/sparql-results+json",
     "application/sparql-results+xml",
@@ -183,7 +186,17 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         "schema": {"type": "string"},
         "example": "SELECT * WHERE { ?s ?p ?o } LIMIT 5",
     }
-    sparql_fmt = _format(RESULTS_TYPES + RDF_TYPES)
+    sparql_fmt = _string_param(
+        "format",
+        description="a media type or short name (json, xml, csv, tsv, ttl, n3, json-ld, rdf, nt) "
+        "that wins over Accept when this query form can be answered in it; any other value is "
+        "ignored and Accept decides (node.negotiation.choose_sparql)",
+    )
+    optional_query = {
+        **query,
+        "required": False,
+        "description": "without it, GET answers the SPARQL 1.1 Service Description",
+    }
     sparql_ok = {
         "200": (
             "results (SELECT/ASK) or a graph (CONSTRUCT/DESCRIBE)",
@@ -296,6 +309,25 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     secure="optional",
                 )
             },
+            "/.well-known/jwks.json": {
+                "get": op(
+                    "the public keys this node's access tokens are signed with (JWK Set, by kid)",
+                    {
+                        "200": (
+                            "JWK Set",
+                            {
+                                _JSON: {
+                                    "type": "object",
+                                    "required": ["keys"],
+                                    "properties": {"keys": {"type": "array"}},
+                                }
+                            },
+                        )
+                    },
+                    {"503": ""},
+                    secure=False,
+                )
+            },
             "/readyz": {
                 "get": op(
                     "readiness: each dependency (store, audit, registry, disk); 503 drains the host",
@@ -352,15 +384,26 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             },
             "/sparql": {
                 "get": op(
-                    "SPARQL 1.1 query (read-only, scoped to the caller's policies)",
-                    sparql_ok,
+                    "SPARQL 1.1 query (read-only, scoped to the caller's policies); without a "
+                    "query the SPARQL 1.1 Service Description (anonymous callers: no datasets)",
+                    {
+                        "200": (
+                            "results, a graph, or the service description",
+                            {m: any_body for m in _RESULTS + _RDF},
+                        )
+                    },
                     sparql_errors,
-                    params=[query, *graphs, sparql_fmt],
+                    params=[optional_query, *graphs, sparql_fmt],
+                    secure="optional",
                 ),
                 "post": op(
                     "SPARQL 1.1 query by form or application/sparql-query",
                     sparql_ok,
-                    {**sparql_errors, "415": ""},
+                    {
+                        **sparql_errors,
+                        "415": "another Content-Type, or a declared charset other than UTF-8 "
+                        "(US-ASCII only for an ASCII body)",
+                    },
                     params=[sparql_fmt],
                     body={
                         "required": True,
@@ -389,7 +432,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             },
             "/catalog": {
                 "get": op(
-                    "DCAT 3 catalog of the datasets the caller may read",
+                    "DCAT-AP 3.0 catalog of the datasets the caller may read",
                     {"200": ("catalog", {m: any_body for m in [*_RDF, _HTML]})},
                     ("400", "401", "406"),
                     secure="optional",
@@ -446,6 +489,10 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     {"200": ("explanation", {_JSON: {"type": "object"}})},
                     params=[
                         _string_param("resource", description="a resource IRI"),
+                        _string_param(
+                            "context",
+                            description="iSHARE 3.0 request context (a JSON object) for conditions",
+                        ),
                         _string_param("dataset", description="a dataset name"),
                         _string_param(
                             "action",
@@ -528,6 +575,7 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         },
     }
     schema["paths"].update(_more_paths(op, dataset_name, fmt))
+    add_pages(schema, op, dataset_name)
     if "registry" in settings.roles:
         paging = [
             _string_param("eori", description="party id pattern (* wildcard)"),
@@ -564,6 +612,8 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 {"200": ("trusted_list_token", {_JSON: _token_body("trusted_list_token")})},
             )
         }
+    schema["paths"]["/v3/connect/token"] = schema["paths"]["/connect/token"]  # the same endpoint
+    schema["paths"].update(v3_paths(op, registry="registry" in settings.roles))
     app.openapi_schema = schema
     return schema
 
@@ -695,6 +745,28 @@ def _more_paths(op: Any, dataset_name: dict, fmt: dict) -> dict[str, Any]:
                         {"nq": "application/n-quads", "nquads": "application/n-quads"},
                     ),
                 ],
+            )
+        },
+        "/dataset/{name}/void": {
+            "get": op(
+                "VoID of the dataset as the caller may read it: triples, distinct subjects, "
+                "class and property partitions",
+                {"200": ("VoID", {m: {} for m in _VOID})},
+                {
+                    "400": "not a dataset name",
+                    "404": "no such dataset the caller may read",
+                    "406": "",
+                },
+                params=[dataset_name, _format(tuple(_VOID))],
+            )
+        },
+        "/.well-known/void": {
+            "get": op(
+                "VoID of every dataset the caller may read (none for an anonymous caller)",
+                {"200": ("VoID", {m: {} for m in _VOID})},
+                ("400", "401", "406"),
+                secure="optional",
+                params=[_format(tuple(_VOID))],
             )
         },
         "/dataset/{name}/signature": {

@@ -8,15 +8,21 @@ whoever asked (only the source and its status are named).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
 from node.sparql.federation import RESULTS_JSON, RemoteCallError, RemoteSolutions, check_response
 from trust.client import TrustClient
 from trust.errors import TrustError
+from trust.jades import ExchangeSignatureError
 from trust.peers import Peer
+
+if TYPE_CHECKING:
+    from node.exchange import Exchange
 
 __all__ = ["RemoteFetchError", "RemoteResource", "fetch_resource", "post_sparql"]
 
@@ -41,16 +47,35 @@ class RemoteResource:
     etag: str | None
 
 
-def post_sparql(client: TrustClient, peer: Peer, query: str, timeout: float) -> RemoteSolutions:
-    """POST a query to the peer's SPARQL endpoint with a token obtained at the peer's party."""
+def post_sparql(
+    client: TrustClient,
+    peer: Peer,
+    query: str,
+    timeout: float,
+    *,
+    exchange: Exchange | None = None,
+    datasets: Sequence[str] = (),
+    receipts: list[str] | None = None,
+) -> RemoteSolutions:
+    """POST a query to the peer's SPARQL endpoint with a token obtained at the peer's party.
+
+    With `exchange`, the request is JAdES-signed and the answer verified and kept as a receipt
+    (its id appended to `receipts`; `datasets`: what the answer is computed for).
+    """
+    body = urlencode({"query": query}).encode("ascii")
+    headers = {"Accept": RESULTS_JSON, "Content-Type": "application/x-www-form-urlencoded"}
+    url = peer.sparql
+    if exchange is not None:
+        headers.update(exchange.request_headers("POST", url, headers, body))
+        headers["Accept-Encoding"] = "identity"
     try:
         resp = client.request(
             "POST",
             peer.base_url,
             "/sparql",
             party_id=peer.party_id,
-            data={"query": query},
-            headers={"Accept": RESULTS_JSON},
+            content=body,
+            headers=headers,
             timeout=client.bounded(timeout),  # federation.connect_timeout / read_timeout
             follow_redirects=False,
         )
@@ -58,6 +83,11 @@ def post_sparql(client: TrustClient, peer: Peer, query: str, timeout: float) -> 
         if isinstance(exc.__cause__, httpx.TimeoutException):  # the named 504, not a 502
             raise TimeoutError(f"no access token from {peer.party_id} in time") from None
         raise RemoteCallError(f"no access token from {peer.party_id}: {exc.check}") from None
+    if exchange is not None:
+        try:
+            exchange.check_response(peer, "POST", url, resp, datasets=datasets, receipts=receipts)
+        except ExchangeSignatureError as exc:
+            raise RemoteCallError(f"answer not accepted: {exc.check}: {exc.description}") from None
     return check_response(resp.status_code, resp.headers, resp.content)
 
 
@@ -69,14 +99,23 @@ def fetch_resource(
     accept: str = "text/turtle",
     etag: str | None = None,
     timeout: float = 10.0,
+    exchange: Exchange | None = None,
+    datasets: Sequence[str] = (),
+    receipts: list[str] | None = None,
 ) -> RemoteResource:
-    """GET a resource IRI at the peer that serves it, with a token obtained at the peer's party."""
+    """GET a resource IRI at the peer that serves it, with a token obtained at the peer's party.
+
+    With `exchange`, signed and verified as `post_sparql` is.
+    """
     path = iri[len(peer.base_url) :] or "/"
     if urlsplit(iri).fragment:
         path = path.split("#", 1)[0]
     headers = {"Accept": accept}
     if etag:
         headers["If-None-Match"] = etag
+    if exchange is not None:
+        headers.update(exchange.request_headers("GET", peer.base_url + path, headers, b""))
+        headers["Accept-Encoding"] = "identity"
     try:
         resp = client.request(
             "GET",
@@ -98,6 +137,20 @@ def fetch_resource(
         raise RemoteFetchError(
             iri, 0, f"cannot reach {peer.party_id}: {type(exc).__name__}"
         ) from None
+    if exchange is not None:
+        try:
+            exchange.check_response(
+                peer,
+                "GET",
+                peer.base_url + path,
+                resp,
+                datasets=datasets,
+                receipts=receipts,
+            )
+        except ExchangeSignatureError as exc:
+            raise RemoteFetchError(
+                iri, 0, f"{peer.party_id}'s answer not accepted: {exc.check}: {exc.description}"
+            ) from None
     if resp.status_code == 304:
         return RemoteResource(iri, 304, "", b"", resp.headers.get("etag"))
     if resp.status_code != 200:

@@ -12,6 +12,7 @@ import httpx
 
 from node.config import ConfigError, Settings
 from node.enforcement import Enforcer, decision_event
+from node.state import audit_url, open_policies, open_registry, open_replay, open_token_keys
 from node.store import Store, open_store
 from trust.audit import AuditEvent, AuditLog
 from trust.audit_store import open_audit_store
@@ -32,8 +33,8 @@ from trust.registry import (
     LocalDirectory,
     PartyDirectory,
     Registry,
-    RegistryClient,
 )
+from trust.registry_v3 import VersionedRegistryClient
 from trust.witness import WitnessStore
 
 
@@ -118,14 +119,14 @@ def build_directory(
 ) -> tuple[PartyDirectory, Registry | None]:
     """The participant registry as this node sees it: its own (registry role) or a remote one."""
     if "registry" in settings.roles:
-        registry = Registry(settings.data_dir / "registry.sqlite")
+        registry = open_registry(settings)
         return LocalDirectory(registry), registry
     if not settings.registry_url or not settings.registry_party_id:
         raise ConfigError(
             "trust.registry_url and trust.registry_party_id: required unless node.roles "
             "includes 'registry'"
         )
-    client = RegistryClient(
+    client = VersionedRegistryClient(
         settings.registry_url,
         settings.registry_party_id,
         roots,
@@ -133,6 +134,7 @@ def build_directory(
         cache_seconds=settings.registry_cache_seconds,
         timeout=settings.bounds.registry_timeout,
         negative_seconds=settings.bounds.registry_negative_seconds,
+        version=settings.registry_version,
     )
     return client, None
 
@@ -167,12 +169,12 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         require_dataspace=DSGO_DATASPACE,
         resolve_party=lambda base: peers.resolve(base).party_id,
         client_timeout=remote_timeout(settings),
+        replay=open_replay(settings),
+        token_keys=open_token_keys(settings),
     )
     audit = AuditLog(
         open_audit_store(
-            settings.audit_dsn
-            if settings.audit_backend == "postgresql"
-            else str(settings.data_dir / "audit.sqlite"),
+            audit_url(settings),
             timeout=settings.bounds.audit_timeout,
             connect_timeout=settings.bounds.audit_connect_timeout,
         ),
@@ -180,9 +182,7 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         checkpoint_every=settings.audit_checkpoint_every,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
-    policies = PolicyStore(
-        settings.data_dir / "policies.sqlite", issuer=settings.party_id, base_iri=settings.base_iri
-    )
+    policies = open_policies(settings)
 
     def on_decision(decision: Decision) -> None:
         audit.append(decision_event(decision))

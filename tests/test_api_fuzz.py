@@ -33,6 +33,8 @@ MAX_EXAMPLES = 20
 # problem is the right answer to most generated values; there (only) that one check is off.
 NO_POSITIVE_ACCEPTANCE = {
     "POST /connect/token": "needs a client assertion signed by a registered party's key",
+    "POST /v3/connect/token": "needs a client assertion signed by a registered party's key",
+    "POST /v3/delegation": "previousSteps must hold client assertions signed by the subject",
     "GET /sparql": "the query must be SPARQL 1.1 text",
     "POST /sparql": "the query must be SPARQL 1.1 text",
     "PUT /admin/datasets/{name}": "the body must parse as RDF in its content type",
@@ -44,6 +46,9 @@ NO_POSITIVE_ACCEPTANCE = {
     "POST /delegation/policies": "the policy must be one this node can evaluate",
     "POST /audit/witness": "a checkpoint is a JWS signed by the caller; no schema can say that",
     "POST /admin/check": "ids and model must name IDS and IFC files on the node",
+    "GET /ui/policies": "resource must be an RFC 3987 IRI",
+    "POST /ui/policies/grant": "a party id, a dataset name or class IRI, and a date ahead",
+    "GET /ui/audit": "since and until must be ISO 8601 times, iri an RFC 3987 IRI",
 }
 # With the owner's rights this operation acts outside the node; the other personas are refused
 # before it does, and are fuzzed.

@@ -286,7 +286,7 @@ def test_unknown_path_is_404_json(http) -> None:
     ("method", "path", "ctype", "body", "status"),
     [
         ("POST", "/sparql", "application/x-www-form-urlencoded", b"query=\xff", 400),
-        ("POST", "/sparql", "application/sparql-query; charset=latin-1", b"ASK {\xe9}", 400),
+        ("POST", "/sparql", "application/sparql-query; charset=latin-1", b"ASK {\xe9}", 415),
         ("POST", "/delegation", "application/json", b'{"a": "\xff"}', 400),
         (
             "PUT",

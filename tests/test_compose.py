@@ -17,7 +17,16 @@ from node.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-NODES = ("registry", "builder", "renovator")
+# node service -> the party it serves (the builder's node runs on two hosts)
+HOSTS = {
+    "registry": "registry",
+    "builder-1": "builder",
+    "builder-2": "builder",
+    "renovator": "renovator",
+}
+NODES = tuple(HOSTS)
+PARTIES = ("registry", "builder", "renovator")
+ENGINES = ("postgres", "oxigraph")  # images of their own, not built from the Dockerfile
 PORT = 8000
 _VAR = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 SHELL_LINES = ("if ", "echo ")  # the only non-dsgo lines the setup script may hold
@@ -37,6 +46,8 @@ def dsgo_commands(compose: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """(service, argv after `dsgo`) for every dsgo invocation the compose file makes."""
     found: list[tuple[str, list[str]]] = []
     for name, svc in compose["services"].items():
+        if name in ENGINES:
+            continue
         entrypoint = svc.get("entrypoint")
         command = svc.get("command")
         if entrypoint is None:  # the image's entrypoint: dsgo
@@ -67,7 +78,7 @@ def mounts(svc: dict[str, Any]) -> dict[str, str]:
 
 def test_services_and_profiles(compose) -> None:
     services = compose["services"]
-    assert set(services) == {"setup", *NODES, "auditor"}
+    assert set(services) == {"setup", *NODES, "auditor", *ENGINES}
     assert services["auditor"]["profiles"] == ["tools"]
     assert "profiles" not in services["setup"]
     for name in NODES:
@@ -77,6 +88,9 @@ def test_services_and_profiles(compose) -> None:
 def test_images_are_built_from_the_dockerfile(compose) -> None:
     images = set()
     for name, svc in compose["services"].items():
+        if name in ENGINES:
+            assert "build" not in svc and svc["image"].split(":")[0].split("/")[-1] == name
+            continue
         build = svc["build"]
         context = (COMPOSE.parent / build["context"]).resolve()
         assert context == ROOT, f"{name}: build context {context}"
@@ -94,8 +108,10 @@ def test_volumes_declared_and_used(compose) -> None:
             assert target.startswith("/srv/"), f"{name}: mounts {target}"
             used.add(source)
     assert used == declared, f"declared but unused: {declared - used}"
-    for party in NODES:
-        assert {f"{party}-keys", f"{party}-data"} <= declared
+    for party in PARTIES:
+        assert f"{party}-keys" in declared
+    for name in NODES:
+        assert mounts(compose["services"][name])[f"/srv/{HOSTS[name]}/data"] in declared
 
 
 def test_depends_on_targets_exist(compose) -> None:
@@ -126,7 +142,7 @@ def test_ports_unique_and_nodes_healthchecked(compose) -> None:
         test = " ".join(svc["healthcheck"]["test"])
         assert f"127.0.0.1:{PORT}/healthz" in test
         env = svc["environment"]
-        assert env["DSGO_NODE_BASE_IRI"] == f"http://{name}:{PORT}"
+        assert env["DSGO_NODE_BASE_IRI"] == f"http://{HOSTS[name]}:{PORT}"
         assert str(env["DSGO_SERVER_PORT"]) == str(PORT)
     assert len(published) == len(set(published))
     for name in ("setup", "auditor"):
@@ -168,8 +184,8 @@ def test_setup_runs_the_demo_steps(compose) -> None:
     for args in inits:
         party = args.dir.name
         assert args.base_iri == f"http://{party}:{PORT}"
-        if party in NODES:
-            assert services[party]["environment"]["DSGO_NODE_BASE_IRI"] == args.base_iri
+        for name in (n for n, p in HOSTS.items() if p == party):
+            assert services[name]["environment"]["DSGO_NODE_BASE_IRI"] == args.base_iri
     registry_urls = {a.registry_url for a in inits if a.registry_url}
     assert registry_urls == {f"http://registry:{PORT}"}
 
@@ -198,7 +214,11 @@ def test_dockerfile_entrypoint_is_the_dsgo_console_script() -> None:
     argv = json.loads(entry.removeprefix("ENTRYPOINT "))
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert argv == ["dsgo"] and scripts["dsgo"] == "node.cli:main"
-    assert any(re.fullmatch(r"RUN pip install \.", line) for line in instructions)
+    assert any(re.fullmatch(r'RUN pip install "\.\[postgres\]"', line) for line in instructions)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(d.startswith("psycopg") for d in extras["postgres"])
     ignored = {
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -211,3 +231,37 @@ def test_dockerfile_entrypoint_is_the_dsgo_console_script() -> None:
                 assert (ROOT / source).exists(), f"COPY {source}: no such path"
                 assert source not in ignored, f"COPY {source} but .dockerignore drops it"
     assert "examples" not in ignored and "node" not in ignored
+
+
+def _setup_init(compose: dict[str, Any], party: str) -> Any:
+    (args,) = [
+        build_parser().parse_args(a)
+        for service, a in dsgo_commands(compose)
+        if service == "setup" and a[0] == "init" and f"/srv/{party}" in a
+    ]
+    return args
+
+
+def test_builder_hosts_share_state_and_store_but_not_data(compose) -> None:
+    """Two hosts of the builder's party, as tests/test_e2e_shared_state.py runs them."""
+    services = compose["services"]
+    one, two = services["builder-1"], services["builder-2"]
+    assert one["command"] == two["command"] and one["environment"] == two["environment"]
+    for svc in (one, two):
+        assert svc["networks"]["default"]["aliases"] == ["builder"]
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "oxigraph" in svc["depends_on"]
+    m1, m2 = mounts(one), mounts(two)
+    assert m1["/srv/builder"] == m2["/srv/builder"] == "builder-keys"  # one party, one key
+    assert m1["/srv/builder/data"] != m2["/srv/builder/data"]  # a data directory each
+    assert m1["/srv/builder/data/signatures"] == m2["/srv/builder/data/signatures"]
+    init = _setup_init(compose, "builder")
+    assert init.state_dsn.startswith("postgresql://dsgo:")
+    assert init.state_dsn.endswith("@postgres:5432/dsgo")
+    assert init.oxigraph_url == "http://oxigraph:7878"
+    pg_env = services["postgres"]["environment"]
+    assert (pg_env["POSTGRES_USER"], pg_env["POSTGRES_DB"]) == ("dsgo", "dsgo")
+    command = services["oxigraph"]["command"]
+    assert command[:1] == ["serve"] and command[command.index("--bind") + 1] == "0.0.0.0:7878"
+    for party in ("registry", "renovator"):  # single hosts keep the SQLite default
+        assert _setup_init(compose, party).state_dsn is None

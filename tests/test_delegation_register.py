@@ -13,6 +13,7 @@ from trust.authorization_register import (
     AssertionPairError,
     AuthorizationRegister,
     EvidenceError,
+    ForeignEvidence,
     NoPolicy,
     NotEntitled,
     PreviousStepsError,
@@ -26,7 +27,7 @@ from trust.ishare_jwt import (
 )
 from trust.pki import create_dev_ca, issue_party_certificate
 from trust.policy_store import PolicyStore
-from trust.registry import Registry
+from trust.registry import AuthRegistry, Registry
 
 DATA = Path(__file__).parent / "data" / "delegation"
 BASE = "http://127.0.0.1:8101"
@@ -127,7 +128,7 @@ def test_third_party_without_previous_steps_is_refused(register, policies) -> No
     mask = case2(policies, "case2_mask2.json")
     with pytest.raises(NotEntitled) as info:
         register.delegation(mask, AWESOME)
-    assert info.value.status == 403
+    assert info.value.error == "access_denied"
 
 
 def test_sp_with_consumer_assertion_in_previous_steps(register, policies, pki) -> None:
@@ -185,7 +186,7 @@ def test_previous_step_of_inactive_consumer_is_refused(register, policies, pki, 
 def test_unknown_pair_is_404_and_malformed_is_400(register) -> None:
     with pytest.raises(NoPolicy) as info:
         register.delegation(load("case1_mask.json"), ABC)
-    assert info.value.status == 404
+    assert info.value.error == "not_found"
     with pytest.raises(InvalidMask):
         register.delegation({"policyIssuer": W13}, ABC)
     with pytest.raises(InvalidMask):
@@ -284,7 +285,7 @@ def test_external_evidence_rejections(registry, pki, make) -> None:
     _, ids, rogue = pki
     with pytest.raises(EvidenceError) as info:
         _verify(make(ids, rogue), registry, pki)
-    assert info.value.status == 401
+    assert info.value.error == "invalid_token"
 
 
 def test_external_evidence_tampered_signature(registry, pki) -> None:
@@ -296,3 +297,49 @@ def test_external_evidence_tampered_signature(registry, pki) -> None:
     assert forged != token
     with pytest.raises(EvidenceError):
         _verify(forged, registry, pki)
+
+
+# --- iSHARE 3.0: an authorisation register per service provider and service ------------------
+
+
+def _owner_lists(registry: Registry, pki, register) -> None:
+    _, ids, _ = pki
+    registry.add_party(
+        W13, "W13", certificates=[ids[W13].certificate], start_date=AT, auth_registries=[register]
+    )
+
+
+def _owner_evidence(registry, pki, **kw):
+    ca, ids, _ = pki
+    token = create_signed_response(ids[AR], "delegationEvidence", _evidence(), ABC, now=NOW)
+    return verify_external_evidence(
+        token,
+        caller=ABC,
+        audiences=[ABC, W13],
+        trusted_sha256={ca.root_fingerprint},
+        directory=registry,
+        now=NOW,
+        data_owner=W13,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    "listed,kw,counts",
+    [
+        (AuthRegistry(AR), {}, True),  # the owner's register for everything
+        (AuthRegistry(AR, service_provider=W13), {}, True),  # for its own service
+        (AuthRegistry(AR, service_provider=W13, service="sparql"), {"service": "sparql"}, True),
+        (AuthRegistry(AR, service_provider=W13, service="sparql"), {}, True),  # service unknown
+        (AuthRegistry(AR, service_provider=AWESOME), {}, False),  # another provider's register
+        (AuthRegistry(AR, service_provider=W13, service="sparql"), {"service": "catalog"}, False),
+        (AuthRegistry(AR), {"service_provider": AWESOME}, True),
+    ],
+)
+def test_register_per_service_provider_and_service(registry, pki, listed, kw, counts) -> None:
+    _owner_lists(registry, pki, listed)
+    if counts:
+        assert _owner_evidence(registry, pki, **kw).subject == ABC
+    else:
+        with pytest.raises(ForeignEvidence, match="not an authorisation register"):
+            _owner_evidence(registry, pki, **kw)

@@ -238,7 +238,7 @@ def test_revocation_takes_effect_on_next_request(store, policies, enforcer, deci
     policies.revoke(pid)
     with pytest.raises(AccessDenied) as info:
         enforcer.query(store, ABC, "SELECT ?o WHERE { ?s ?p ?o }")
-    assert info.value.status == 403
+    assert info.value.error == "access_denied"
     assert [d.effect for d in decisions] == ["Permit", "Deny"]
     assert decisions[0].policy_ids == (pid,) and decisions[0].party == ABC
 

@@ -110,9 +110,16 @@ def test_strong_etag_and_304(world: World) -> None:
 
 
 def test_not_acceptable_lists_offered_types(world: World) -> None:
-    resp = world.get("/dataset/bim", world.builder, "text/html")
+    resp = world.get("/dataset/bim", world.builder, "image/png")
     assert resp.status_code == 406
     assert "application/n-quads" in resp.json()["offered"]
+
+
+def test_a_browser_gets_the_dataset_page(world: World) -> None:
+    """Issue 15: text/html is the dataset's page (node.web), not a 406 or a download."""
+    resp = world.get("/dataset/bim", world.builder, "text/html")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
+    assert "Dataset bim" in resp.text and 'href="/dataset/bim?format=nt"' in resp.text
 
 
 def test_big_dataset_is_streamed_and_never_built_in_memory(world: World) -> None:

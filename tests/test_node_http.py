@@ -400,7 +400,11 @@ def test_sparql_malformed_query_400_with_parser_message(node: Node) -> None:
 
 
 def test_sparql_missing_or_repeated_query_400(node: Node) -> None:
-    assert node.http.get("/sparql", headers=node.auth()).status_code == 400
+    # GET without a query is the service description (tests/test_sparql_self_description.py).
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert node.http.post("/sparql", content=b"", headers=node.auth(**form)).status_code == 400
+    no_query = node.http.get("/sparql", params={"default-graph-uri": "urn:x"}, headers=node.auth())
+    assert no_query.status_code == 400
     resp = node.http.get(
         "/sparql", params=[("query", "ASK {}"), ("query", "ASK {}")], headers=node.auth()
     )

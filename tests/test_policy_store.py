@@ -87,7 +87,7 @@ def test_version_changes_on_every_change(store) -> None:
     assert len({v0, v1, v2}) == 3
     with pytest.raises(PolicyNotFound) as info:
         store.revoke(pid)
-    assert info.value.status == 404 and store.version() == v2
+    assert info.value.error == "not_found" and store.version() == v2
     with pytest.raises(PolicyNotFound):
         store.get(pid)
     assert store.list() == []

@@ -162,7 +162,14 @@ def test_party_certificate_carries_id(party):
 
 
 @pytest.mark.parametrize(
-    "pid", ["EU.EORI.NL000000001", "did:ishare:EU.NL.NTRNL-10000001", "EU.EORI.DE12345"]
+    "pid",
+    [
+        "EU.EORI.NL000000001",
+        "did:ishare:EU.NL.NTRNL-10000001",
+        "EU.EORI.DE12345",
+        "did:web:builder.example.com",
+        "did:web:node.example.com%3A8443:parties:builder",
+    ],
 )
 def test_party_id_accepted(pid):
     assert pki.validate_party_id(pid) == pid
@@ -176,6 +183,8 @@ def test_party_id_accepted(pid):
         "EU.EORI.nl000000001",
         "did:ishare:EU.NL.NTRNL-123",
         "did:web:x",
+        "did:web:Example.com",
+        "did:web:example.com/path",
         "EU.EORI.NL0000000001234567",
     ],
 )

@@ -44,6 +44,11 @@ _PUBLIC = {
     "PeerResolver": "peers",
     "Peer": "peers",
     "check_outbound_url": "peers",
+    # iSHARE 3.0 beside 2.x
+    "VersionedRegistryClient": "registry_v3",
+    "TrustLayerV3": "layer_v3",
+    "party_to_v3": "ishare3",
+    "party_from_v3": "ishare3",
     # delegation
     "Policy": "delegation",
     "Scope": "delegation",
@@ -51,6 +56,9 @@ _PUBLIC = {
     "Decision": "delegation",
     "evaluate_mask": "delegation",
     "decide": "delegation",
+    "check_tree": "conditions",
+    "holds": "conditions",
+    "parse_context": "conditions",
     "PolicyStore": "policy_store",
     "AuthorizationRegister": "authorization_register",
     "verify_external_evidence": "authorization_register",

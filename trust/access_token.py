@@ -3,13 +3,16 @@
 Algorithm: RS256 with a dedicated RSA-2048 key. Measured on the dev box (cryptography 46, one
 core): verify RS256 26,000/s, ES256 9,000/s, EdDSA 5,800/s; sign RS256 1,300/s, ES256 24,500/s,
 EdDSA 25,600/s. Verification happens on every request and signing once per client per hour, so
-RS256 wins (and RFC 9068 makes RS256 mandatory to support). The key lives in a PEM file in the
-data dir, created once race-free, so every worker process issues and accepts the same tokens.
+RS256 wins (and RFC 9068 makes RS256 mandatory to support). The node keeps its keys in a
+TokenKeyStore (trust.token_keys: SQLite in the data dir or the shared PostgreSQL state), and
+tokens name their key by `kid`, so every worker and every host issues and accepts the same
+tokens. `load_or_create_signing_key` (one PEM file) remains for embedders with a single key.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -25,10 +28,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from trust.errors import InvalidToken, JwtError
 from trust.ishare_jwt import b64url_encode, parse_compact
+from trust.state import TokenKeyStore
 
 EXPIRES_IN = 3600
 TYP = "at+jwt"
 _LEEWAY = 5.0
+_KID = re.compile(r"[A-Za-z0-9_-]{43}")  # an RFC 7638 SHA-256 thumbprint: checked before any lookup
 
 
 @dataclass(frozen=True)
@@ -83,15 +88,35 @@ def load_or_create_signing_key(path: Path | str) -> rsa.RSAPrivateKey:
 
 
 class AccessTokenIssuer:
-    """Signs access tokens for callers authenticated at this node's /connect/token."""
+    """Signs access tokens for callers authenticated at this node's /connect/token.
+
+    With `keys` (a TokenKeyStore) the current shared key signs and the header names its `kid`,
+    so any host of the party can verify the token; with a bare `key` there is no kid.
+    """
 
     def __init__(
-        self, issuer_id: str, key: rsa.RSAPrivateKey, expires_in: int = EXPIRES_IN
+        self,
+        issuer_id: str,
+        key: rsa.RSAPrivateKey | None = None,
+        expires_in: int = EXPIRES_IN,
+        *,
+        keys: TokenKeyStore | None = None,
     ) -> None:
+        if (key is None) == (keys is None):
+            raise ValueError("give exactly one of key or keys")
         self.issuer_id = issuer_id
         self.key = key
+        self.keys = keys
         self.expires_in = expires_in
         self._header = b64url_encode(b'{"alg":"RS256","typ":"at+jwt"}')
+
+    def _signer(self, now: float) -> tuple[str, rsa.RSAPrivateKey]:
+        if self.keys is None:
+            assert self.key is not None
+            return self._header, self.key
+        kid, key = self.keys.signing_key(now)
+        header = orjson.dumps({"alg": "RS256", "typ": TYP, "kid": kid})
+        return b64url_encode(header), key
 
     def issue(self, client_id: str, scope: str, *, now: float | None = None) -> IssuedToken:
         iat = int(time.time() if now is None else now)
@@ -107,24 +132,33 @@ class AccessTokenIssuer:
             "jti": jti,
             "scope": scope,
         }
-        signing_input = f"{self._header}.{b64url_encode(orjson.dumps(claims))}"
-        sig = self.key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+        header, key = self._signer(float(iat))
+        signing_input = f"{header}.{b64url_encode(orjson.dumps(claims))}"
+        sig = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
         return IssuedToken(f"{signing_input}.{b64url_encode(sig)}", self.expires_in, jti, exp)
 
 
 class AccessTokenVerifier:
-    """Verifies this node's access tokens; verified claims are cached (bounded) until exp."""
+    """Verifies this node's access tokens; verified claims are cached (bounded) until exp.
+
+    With `keys` a token must name its key (`kid`), looked up in the shared key store, so a
+    token any host of the party issued verifies here; with a bare `public_key` it must not.
+    """
 
     def __init__(
         self,
         issuer_id: str,
-        public_key: rsa.RSAPublicKey,
+        public_key: rsa.RSAPublicKey | None = None,
         *,
+        keys: TokenKeyStore | None = None,
         cache_size: int = 10_000,
         clock: Any = time.time,
     ) -> None:
+        if (public_key is None) == (keys is None):
+            raise ValueError("give exactly one of public_key or keys")
         self.issuer_id = issuer_id
         self.public_key = public_key
+        self.keys = keys
         self.cache_size = cache_size
         self._clock = clock
         self._cache: OrderedDict[str, AccessClaims] = OrderedDict()
@@ -155,10 +189,9 @@ class AccessTokenVerifier:
             header, claims, signing_input, signature = parse_compact(token)
         except JwtError as exc:
             raise InvalidToken("token_malformed", exc.description) from exc
-        if header != {"alg": "RS256", "typ": TYP}:
-            raise InvalidToken("token_header", "not an access token of this node")
+        public_key = self._key_for(header)
         try:
-            self.public_key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+            public_key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature as exc:
             raise InvalidToken("token_signature", "signature does not verify") from exc
         if claims.get("iss") != self.issuer_id or claims.get("aud") != self.issuer_id:
@@ -174,3 +207,19 @@ class AccessTokenVerifier:
         if not isinstance(sub, str) or sub != claims.get("client_id") or not isinstance(jti, str):
             raise InvalidToken("token_claims", "sub/client_id/jti invalid")
         return AccessClaims(party_id=sub, jti=jti, exp=float(exp), scope=str(scope))
+
+    def _key_for(self, header: dict[str, Any]) -> rsa.RSAPublicKey:
+        if self.keys is None:
+            if header != {"alg": "RS256", "typ": TYP}:
+                raise InvalidToken("token_header", "not an access token of this node")
+            assert self.public_key is not None
+            return self.public_key
+        kid = header.get("kid")
+        if set(header) != {"alg", "typ", "kid"} or header.get("alg") != "RS256":
+            raise InvalidToken("token_header", "not an access token of this node")
+        if header.get("typ") != TYP or not isinstance(kid, str) or not _KID.fullmatch(kid):
+            raise InvalidToken("token_header", "not an access token of this node")
+        public_key = self.keys.public_key(kid)
+        if public_key is None:
+            raise InvalidToken("token_kid", "no signing key of this node has that kid")
+        return public_key

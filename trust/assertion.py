@@ -11,7 +11,7 @@ from trust.errors import InvalidClient, InvalidRequest, InvalidScope, Unsupporte
 from trust.ishare_jwt import MAX_TOKEN_BYTES, verify_client_assertion
 from trust.pki import fingerprint_sha256
 from trust.registry import PartyDirectory
-from trust.replay import ReplayCache
+from trust.state import ReplayStore
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KNOWN_SCOPES = frozenset({"iSHARE", "ishare"})
@@ -34,7 +34,7 @@ def validate_token_request(
     *,
     server_party_id: str,
     directory: PartyDirectory,
-    replay: ReplayCache,
+    replay: ReplayStore,
     require_dataspace: str | None = None,
     now: float | None = None,
 ) -> AuthenticatedClient:
@@ -80,7 +80,7 @@ def validate_token_request(
         REPLAY_NAMESPACE, verified.issuer, verified.claims["jti"], verified.claims["exp"], now
     )
     return AuthenticatedClient(
-        party_id=client_id,
+        party_id=party.party_id,  # the registered id, also when the client used an alsoKnownAs id
         jti=verified.claims["jti"],
         scope=" ".join(scopes),
         certificate_sha256=fingerprint_sha256(verified.leaf),

@@ -45,6 +45,7 @@ from vocab.namespaces import DSGO, PROV, RDF_TYPE, XSD
 
 KINDS = frozenset(
     {"token_issued", "token_refused", "permit", "deny", "query", "federated_call", "admin"}
+    | {"receipt", "receipt_refused"}  # signed exchanges kept / refused (node/exchange.py)
 )
 CHECKPOINT_TYP = "dsgo-audit-checkpoint+jws"
 log = logging.getLogger("dsgo.audit")

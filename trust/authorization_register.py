@@ -160,12 +160,17 @@ def verify_external_evidence(
     now: float | None = None,
     data_owner: str | None = None,
     accepted_registers: Sequence[str] = (),
+    service_provider: str | None = None,
+    service: str | None = None,
 ) -> Policy:
     """Evidence JWT from another register -> a Policy for `caller`, or EvidenceError (401/403).
 
     With `data_owner`, the evidence counts only for that owner's data: its policyIssuer must be
     the owner, and its signer the owner itself, a register the owner's registry record lists
-    in `auth_registries`, or one of `accepted_registers` (configured by the owner).
+    in `auth_registries`, or one of `accepted_registers` (configured by the owner). A listed
+    register that is the owner's for one service provider / service only (iSHARE 3.0
+    `serviceProviderPartyId`, `serviceIdentifier`) counts only there: `service_provider`
+    (default: the data owner, who serves its own data) and `service` (None: any).
 
     Checks: signature and x5c chain to a trusted CA, the issuer is an active registered
     AuthorisationRegistry whose certificate it is, the evidence is about the caller, and the
@@ -201,7 +206,8 @@ def verify_external_evidence(
         owner = directory.get_party(data_owner) if verified.issuer != data_owner else None
         registers = {data_owner, *accepted_registers}
         if owner is not None:
-            registers |= {a.id for a in owner.auth_registries}
+            provider = service_provider or data_owner
+            registers |= {a.id for a in owner.auth_registries if a.serves(provider, service)}
         if verified.issuer not in registers:
             raise ForeignEvidence(
                 "delegation_evidence",

@@ -13,6 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trust.conditions import (
+    Context,
+    InvalidCondition,
+    check_tree,
+    parse_context,
+    policy_holds,
+    rule_holds,
+)
 from trust.errors import TrustError
 from vocab.namespaces import DSGO
 
@@ -173,7 +181,11 @@ def evaluate_mask(
             target = mask_policy.get("target")
             if not isinstance(target, Mapping):
                 raise InvalidMask("mask policy without target")
-            effect, by = _evaluate_target(target, active)
+            try:
+                context = parse_context(target.get("context"), "target.context")
+            except InvalidCondition as exc:
+                raise InvalidMask(exc.description) from None
+            effect, by = _evaluate_target(target, active, context)
             if by is not None and deciding is None:
                 deciding = by
             out_policies.append({"target": copy.deepcopy(target), "rules": [{"effect": effect}]})
@@ -205,8 +217,14 @@ def decide(
     issuer: str | None = None,
     service_provider: str | None = None,
     action: str = ISHARE_READ,
+    context: Context | None = None,
 ) -> Scope:
-    """The Scope `caller` may read: active Permit policies for it, narrowed by their Deny rules."""
+    """The Scope `caller` may read: active Permit policies for it, narrowed by their Deny rules.
+
+    `context`: the request's key-value context; a policy with conditions (iSHARE 3.0) grants
+    only where they hold in it, a Deny rule with conditions takes away only where they hold.
+    """
+    context = context or {}
     granting = _GRANTING.get(_ALIASES.get(action, action))
     if granting is None:
         raise DelegationError(f"unsupported action {action!r}")
@@ -221,7 +239,9 @@ def decide(
         applied = False
         for pset in record.evidence.get("policySets", ()):
             for policy in pset.get("policies", ()):
-                grant = _grant_of(record.id, policy, granting, service_provider)
+                if not policy_holds(policy, context):
+                    continue
+                grant = _grant_of(record.id, policy, granting, service_provider, context)
                 if grant is None:
                     continue
                 applied = True
@@ -332,8 +352,22 @@ def _check_policy(policy: Mapping[str, Any]) -> None:
     if rules[0].get("effect") != "Permit":
         raise InvalidPolicy("the first rule of a policy must be the Permit rule")
     for rule in rules[1:]:
-        if rule.get("effect") != "Deny" or not isinstance(rule.get("target"), Mapping):
+        if rule.get("effect") != "Deny" or not (
+            isinstance(rule.get("target"), Mapping) or "conditions" in rule
+        ):
             raise InvalidPolicy("rules after the first must be Deny rules with a target")
+    trees = [r["conditions"] for r in rules if "conditions" in r]
+    ctx = target.get("context")
+    if ctx is not None:
+        if not isinstance(ctx, Mapping):
+            raise InvalidPolicy("target.context must be an object")
+        if "conditions" in ctx:
+            trees.append(ctx["conditions"])
+    for tree in trees:
+        try:
+            check_tree(tree)
+        except InvalidCondition as exc:
+            raise InvalidPolicy(exc.description) from None
 
 
 def _mask_atoms(target: Mapping[str, Any]) -> tuple[str, list[tuple[str, str, str, str]]]:
@@ -351,13 +385,13 @@ def _mask_atoms(target: Mapping[str, Any]) -> tuple[str, list[tuple[str, str, st
 
 
 def _evaluate_target(
-    target: Mapping[str, Any], active: list[Policy]
+    target: Mapping[str, Any], active: list[Policy], context: Context
 ) -> tuple[str, tuple[Policy, Mapping[str, Any]] | None]:
     """Permit only if every (identifier, attribute, action, provider) asked for is permitted."""
     rtype, atoms = _mask_atoms(target)
     first: tuple[Policy, Mapping[str, Any]] | None = None
     for atom in atoms:
-        by = _permitting_policy(rtype, atom, active)
+        by = _permitting_policy(rtype, atom, active, context)
         if by is None:
             return "Deny", None
         first = first or by
@@ -365,14 +399,19 @@ def _evaluate_target(
 
 
 def _permitting_policy(
-    rtype: str, atom: tuple[str, str, str, str], active: list[Policy]
+    rtype: str, atom: tuple[str, str, str, str], active: list[Policy], context: Context
 ) -> tuple[Policy, Mapping[str, Any]] | None:
     for record in active:
         for pset in record.evidence.get("policySets", ()):
             for policy in pset.get("policies", ()):
-                if _covers(policy.get("target", {}), rtype, atom) and not any(
-                    _deny_matches(rule.get("target") or {}, rtype, atom)
-                    for rule in policy.get("rules", ())[1:]
+                if (
+                    _covers(policy.get("target", {}), rtype, atom)
+                    and policy_holds(policy, context)
+                    and not any(
+                        _deny_matches(rule.get("target") or {}, rtype, atom)
+                        and rule_holds(rule, context)
+                        for rule in policy.get("rules", ())[1:]
+                    )
                 ):
                     return record, pset
     return None
@@ -440,6 +479,7 @@ def _grant_of(
     policy: Mapping[str, Any],
     granting: frozenset[str],
     service_provider: str | None,
+    context: Context,
 ) -> frozenset[str] | PartialGrant | None:
     """Translate one Permit policy to whole datasets (frozenset) or a PartialGrant, or None."""
     target = policy.get("target") or {}
@@ -457,7 +497,7 @@ def _grant_of(
     denies = tuple(
         _deny_of(rule.get("target") or {}, granting)
         for rule in policy.get("rules", ())[1:]
-        if _deny_applies(rule.get("target") or {}, granting)
+        if _deny_applies(rule.get("target") or {}, granting) and rule_holds(rule, context)
     )
     if rtype == DSGO_DATASET:
         if attrs is None and not denies:

@@ -17,6 +17,7 @@ from trust.assertion import AuthenticatedClient, validate_token_request
 from trust.capabilities import capabilities_info
 from trust.client import TrustClient
 from trust.errors import InvalidRequest, NotFound
+from trust.ishare3 import check_v21_party_query, v21_filters
 from trust.ishare_jwt import create_signed_response
 from trust.pki import PartyIdentity, normalise_fingerprint
 from trust.registry import (
@@ -28,6 +29,8 @@ from trust.registry import (
     trusted_list_response,
 )
 from trust.replay import ReplayCache
+from trust.state import ReplayStore, TokenKeyStore
+from trust.token_keys import rsa_jwk, thumbprint
 
 
 class TrustLayer:
@@ -47,7 +50,11 @@ class TrustLayer:
         clock: Any = time.time,
         resolve_party: Any = None,
         client_timeout: Any = 10.0,
+        replay: ReplayStore | None = None,
+        token_keys: TokenKeyStore | None = None,
     ) -> None:
+        """`replay` and `token_keys` (e.g. the shared PostgreSQL state) replace the SQLite replay
+        cache at `replay_db_path` and the single key file at `access_token_key_path`."""
         self.resolve_party = resolve_party
         self.client_timeout = client_timeout  # seconds or an httpx.Timeout, for outbound calls
         self.identity = identity
@@ -56,10 +63,15 @@ class TrustLayer:
         self.registry = registry
         self.base_url = base_url.rstrip("/")
         self.require_dataspace = require_dataspace
-        self.replay = ReplayCache(replay_db_path)
-        key = load_or_create_signing_key(access_token_key_path)
-        self.issuer = AccessTokenIssuer(identity.party_id, key)
-        self.verifier = AccessTokenVerifier(identity.party_id, key.public_key(), clock=clock)
+        self.replay: ReplayStore = replay if replay is not None else ReplayCache(replay_db_path)
+        self.token_keys = token_keys
+        if token_keys is not None:
+            self.issuer = AccessTokenIssuer(identity.party_id, keys=token_keys)
+            self.verifier = AccessTokenVerifier(identity.party_id, keys=token_keys, clock=clock)
+        else:
+            key = load_or_create_signing_key(access_token_key_path)
+            self.issuer = AccessTokenIssuer(identity.party_id, key)
+            self.verifier = AccessTokenVerifier(identity.party_id, key.public_key(), clock=clock)
         self._clock = clock
         self._client: TrustClient | None = None
 
@@ -90,6 +102,16 @@ class TrustLayer:
     def verify_access_token(self, token: str | None) -> AccessClaims:
         return self.verifier.verify(token)
 
+    def jwks(self) -> dict[str, Any]:
+        """The public keys this node's access tokens verify with (GET /.well-known/jwks.json)."""
+        if self.token_keys is not None:
+            return self.token_keys.jwks(self._clock())
+        assert self.issuer.key is not None
+        public = self.issuer.key.public_key()
+        return {
+            "keys": [{**rsa_jwk(public), "kid": thumbprint(public), "use": "sig", "alg": "RS256"}]
+        }
+
     def capabilities_response(self, caller: str | None) -> dict[str, str]:
         """`{"capabilities_token": JWT}`; restricted services and aud only for an authenticated caller."""
         info = capabilities_info(
@@ -110,6 +132,7 @@ class TrustLayer:
         parties endpoint does.
         """
         registry = self._require_registry()
+        check_v21_party_query(query)
         pattern = query.get("eori") or query.get("id") or query.get("party_id")
         name = query.get("name")
         try:
@@ -125,6 +148,7 @@ class TrustLayer:
             name=name if name and name != "*" else None,
             active_only=active_only,
         )
+        parties = [p for p in parties if v21_filters(p, query)]
         return parties_response(
             self.identity, parties, caller, page=page, page_size=page_size, now=self._clock()
         )

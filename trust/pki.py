@@ -24,6 +24,8 @@ ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
 MIN_RSA_BITS = 2048
 _EORI = re.compile(r"^EU\.EORI\.[A-Z]{2}[A-Za-z0-9]{1,15}$")
 _DID_ISHARE = re.compile(r"^did:ishare:EU\.NL\.NTRNL-[0-9]{8}$")
+# did:web (W3C CCG): a host (a port as %3A) and optional path segments; iSHARE 3.0 alsoKnownAs.
+_DID_WEB = re.compile(r"^did:web:[a-z0-9-]+(\.[a-z0-9-]+)+(%3A[0-9]{1,5})?(:[A-Za-z0-9._~-]+)*$")
 _STRUCTURE_CACHE_SIZE = 1024
 _STRUCTURE_OK: set[tuple[x509.Certificate, ...]] = set()
 
@@ -98,9 +100,13 @@ def cert_to_x5c(cert: x509.Certificate) -> str:
 
 
 def validate_party_id(party_id: str) -> str:
-    """Accept `EU.EORI.<CC>...` or `did:ishare:EU.NL.NTRNL-<8-digit KvK>`; return it unchanged."""
-    if not isinstance(party_id, str) or not (_EORI.match(party_id) or _DID_ISHARE.match(party_id)):
-        raise IdentifierError("party_id_format", f"not an EORI or did:ishare id: {party_id!r}")
+    """Accept `EU.EORI.<CC>...`, `did:ishare:EU.NL.NTRNL-<8-digit KvK>` or `did:web:host...`."""
+    if not isinstance(party_id, str) or not (
+        _EORI.match(party_id) or _DID_ISHARE.match(party_id) or _DID_WEB.match(party_id)
+    ):
+        raise IdentifierError(
+            "party_id_format", f"not an EORI, did:ishare or did:web id: {party_id!r}"
+        )
     return party_id
 
 

@@ -95,6 +95,16 @@ class AuthRegistry:
     url: str = ""
     dataspace_id: str = ""
     dataspace_name: str = ""
+    # iSHARE 3.0: a register may hold the party's policies for one service provider / service
+    # only ("" = any).
+    service_provider: str = ""
+    service: str = ""
+
+    def serves(self, service_provider: str, service: str | None = None) -> bool:
+        """True when this register counts for evidence used at `service_provider` (`service`)."""
+        if self.service_provider and self.service_provider != service_provider:
+            return False
+        return not (self.service and service is not None and self.service != service)
 
 
 @dataclass
@@ -109,6 +119,11 @@ class Party:
     dataspaces: list[DataspaceMembership] = field(default_factory=list)
     capability_url: str | None = None
     auth_registries: list[AuthRegistry] = field(default_factory=list)
+    also_known_as: list[str] = field(default_factory=list)  # iSHARE 3.0 alsoKnownAs (did:web, ...)
+
+    def known_as(self, party_id: str) -> bool:
+        """True when `party_id` is this party's id or one of its alsoKnownAs ids."""
+        return party_id == self.party_id or party_id in self.also_known_as
 
     def is_active(self, at: dt.datetime) -> bool:
         """Adherence Active and `at` inside its date window."""
@@ -146,6 +161,7 @@ class Party:
             ],
             "dataspaces": [asdict(m) for m in self.dataspaces],
             "auth_registries": [asdict(a) for a in self.auth_registries],
+            **({"alsoKnownAs": list(self.also_known_as)} if self.also_known_as else {}),
         }
 
     @classmethod
@@ -177,6 +193,7 @@ class Party:
                     for a in info.get("auth_registries") or []
                     if isinstance(a, dict) and isinstance(a.get("id"), str)
                 ],
+                also_known_as=[a for a in info.get("alsoKnownAs") or [] if isinstance(a, str)],
             )
         except (KeyError, TypeError) as exc:
             raise RegistryUnavailable("party_info", f"malformed party_info: {exc}") from exc
@@ -224,6 +241,8 @@ class Registry:
     def put_party(self, party: Party) -> Party:
         """Insert or replace a party record."""
         validate_party_id(party.party_id)
+        for alias in party.also_known_as:
+            validate_party_id(alias)
         if party.adherence.status not in STATUSES:
             raise InvalidRequest("adherence_status", f"status must be one of {STATUSES}")
         with self._conn() as conn:
@@ -245,7 +264,8 @@ class Registry:
         start_date: dt.datetime | None = None,
         end_date: dt.datetime | None = None,
         capability_url: str | None = None,
-        auth_registries: list[str] = (),  # type: ignore[assignment]
+        auth_registries: list[str | AuthRegistry] = (),  # type: ignore[assignment]
+        also_known_as: list[str] = (),  # type: ignore[assignment]
     ) -> Party:
         """Create (or overwrite) a party from plain arguments."""
         start = _iso(start_date or dt.datetime.now(dt.UTC))
@@ -259,14 +279,20 @@ class Registry:
                 certificates=[PartyCertificate.from_cert(c) for c in certificates],
                 dataspaces=[DataspaceMembership(d, start, end) for d in dataspaces],
                 capability_url=capability_url,
-                auth_registries=[AuthRegistry(a) for a in auth_registries],
+                auth_registries=[
+                    a if isinstance(a, AuthRegistry) else AuthRegistry(a) for a in auth_registries
+                ],
+                also_known_as=list(also_known_as),
             )
         )
 
     def get_party(self, party_id: str) -> Party | None:
+        """The party with this id, or (iSHARE 3.0) the one that lists it in alsoKnownAs."""
         row = self._conn().execute("SELECT doc FROM party WHERE party_id = ?", (party_id,))
         found = row.fetchone()
-        return Party.from_info(orjson.loads(found[0])) if found else None
+        if found:
+            return Party.from_info(orjson.loads(found[0]))
+        return next((p for p in self.find_parties(also_known_as=party_id)), None)
 
     def require_party(self, party_id: str) -> Party:
         party = self.get_party(party_id)
@@ -294,9 +320,14 @@ class Registry:
         return self.put_party(party)
 
     def find_parties(
-        self, *, party_id: str | None = None, name: str | None = None, active_only: bool = False
+        self,
+        *,
+        party_id: str | None = None,
+        name: str | None = None,
+        active_only: bool = False,
+        also_known_as: str | None = None,
     ) -> list[Party]:
-        """Parties matching id / name patterns (`*` wildcard), sorted by id."""
+        """Parties matching id / name patterns (`*` wildcard) and an alsoKnownAs id, by id."""
         rows = self._conn().execute("SELECT doc FROM party ORDER BY party_id").fetchall()
         now = dt.datetime.now(dt.UTC)
         out = []
@@ -305,6 +336,8 @@ class Registry:
             if party_id and not fnmatch.fnmatchcase(p.party_id, party_id):
                 continue
             if name and not fnmatch.fnmatch(p.name.lower(), name.lower()):
+                continue
+            if also_known_as and also_known_as not in p.also_known_as:
                 continue
             if active_only and not p.is_active(now):
                 continue
@@ -371,7 +404,7 @@ def parties_response(
     info = {
         "count": len(parties),
         "pageCount": max(1, math.ceil(len(parties) / page_size)),
-        "data": [p.to_info() for p in parties[start : start + page_size]],
+        "data": [v21_party_info(p, identity.party_id) for p in parties[start : start + page_size]],
     }
     return {
         "parties_token": create_signed_response(identity, "parties_info", info, audience, now=now)
@@ -382,8 +415,31 @@ def party_response(
     identity: PartyIdentity, party: Party, audience: str | None, *, now: float | None = None
 ) -> dict[str, str]:
     """`{"party_token": JWT}` with party_info."""
-    token = create_signed_response(identity, "party_info", party.to_info(), audience, now=now)
+    info = v21_party_info(party, identity.party_id)
+    token = create_signed_response(identity, "party_info", info, audience, now=now)
     return {"party_token": token}
+
+
+OPEN_END = "9999-12-31T23:59:59Z"
+
+
+def v21_party_info(party: Party, registrar: str) -> dict[str, Any]:
+    """party_info as iSHARE 2.1 requires it: the stored record plus `registrar_id`,
+    `agreements`, role compliance flags, and an end date (OPEN_END when there is none).
+
+    `party_id` stays a string: 2.1's document makes it an array, but deployed 2.x clients
+    (python-ishare's `verify_party`) compare it with a string.
+    """
+    info = party.to_info()
+    info["registrar_id"] = registrar
+    info["agreements"] = []
+    if info["adherence"].get("end_date") is None:
+        info["adherence"]["end_date"] = OPEN_END
+    for role in info["roles"]:
+        role["end_date"] = role.get("end_date") or OPEN_END
+        role.setdefault("compliancy_verified", True)
+        role.setdefault("legal_adherence", True)
+    return info
 
 
 def trusted_list_response(
@@ -479,7 +535,7 @@ class RegistryClient:
         if resp.status_code != 404:
             info = self._verified(resp, "party_token", "party_info")
             party = Party.from_info(info)
-            if party.party_id != party_id:
+            if not party.known_as(party_id):
                 raise RegistryUnavailable("party_info", "registry answered for another party")
         # An unknown party is asked again soon (it may be registered any moment).
         ttl = (

@@ -4,6 +4,12 @@ these). Constants are plain strings; append a local name: `PROV + "Entity"`."""
 from __future__ import annotations
 
 __all__ = [
+    "LANGUAGE",
+    "FILE_TYPE",
+    "ENTAILMENT",
+    "FORMATS",
+    "IANA",
+    "GSP",
     "BAG_DEF",
     "BAG_ID",
     "BAG_PAND",
@@ -52,6 +58,13 @@ VOID = "http://rdfs.org/ns/void#"
 QUDT = "http://qudt.org/schema/qudt/"
 UNIT = "http://qudt.org/vocab/unit/"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+GSP = "http://www.opengis.net/ont/geosparql#"
+IANA = "https://www.iana.org/assignments/media-types/"
+FORMATS = "http://www.w3.org/ns/formats/"
+ENTAILMENT = "http://www.w3.org/ns/entailment/"
+# EU Publications Office authority tables (DCAT-AP)
+FILE_TYPE = "http://publications.europa.eu/resource/authority/file-type/"
+LANGUAGE = "http://publications.europa.eu/resource/authority/language/"
 # the built environment (W3C LBD CG, buildingSMART, the Dutch BAG)
 BOT = "https://w3id.org/bot#"
 PROPS = "https://w3id.org/props#"

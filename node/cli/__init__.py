@@ -35,6 +35,7 @@ from node.cli.trust import (
     cmd_registry_list,
     cmd_registry_status,
     cmd_registry_trust_ca,
+    cmd_state_import,
     cmd_trust_ca,
     cmd_trust_fingerprint,
     cmd_trust_issue,
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-root", type=Path, action="append", default=[], help="trusted root CA (PEM)"
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing node.toml")
+    p.add_argument(
+        "--state-dsn",
+        help="keep the trust state in this PostgreSQL (postgresql://...), for N hosts",
+    )
+    p.add_argument("--oxigraph-url", help="use the `oxigraph serve` at this URL as the store")
 
     p = command("serve", cmd_serve, "run the node (uvicorn with uvloop/httptools)")
     p.add_argument("--host")
@@ -238,6 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", default="Active", choices=["Active", "Pending", "NotActive", "Revoked"]
     )
     p.add_argument("--capability-url")
+    p.add_argument(
+        "--also-known-as",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="another id of the party (iSHARE 3.0 alsoKnownAs: did:web:..., did:ishare:...)",
+    )
+    p.add_argument(
+        "--auth-registry",
+        action="append",
+        default=[],
+        metavar="ID[;PROVIDER[;SERVICE]]",
+        help="an authorisation register holding the party's policies (for one service "
+        "provider / service only when given)",
+    )
     p.set_defaults(func=cmd_registry_add)
     p = rsub.add_parser("status", help="set a party's adherence status (e.g. Revoked)")
     _config_arg(p)
@@ -251,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("cert", type=Path)
     p.set_defaults(func=cmd_registry_trust_ca)
+
+    # state ...
+    state = sub.add_parser("state", help="the node's shared state ([state] backend)")
+    ssub = state.add_subparsers(metavar="ACTION")
+    p = ssub.add_parser(
+        "import",
+        help="copy the data directory's SQLite registry and policies into the shared PostgreSQL state",
+    )
+    _config_arg(p)
+    p.set_defaults(func=cmd_state_import)
 
     # policy ...
     pol = sub.add_parser(
@@ -306,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(p)
     p.add_argument("-n", type=int, default=20)
     p.set_defaults(func=cmd_audit_tail)
+    from node.cli import receipts
+
+    receipts.add_parser(asub, _config_arg)
     return parser
 
 

@@ -18,15 +18,12 @@ from node.config import Settings
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from node.runtime import load_identity, trusted_fingerprints
+    from node.state import audit_url
     from trust.audit import verify
     from trust.audit_store import open_audit_store
 
     settings = _settings(args)
-    store = open_audit_store(
-        settings.audit_dsn
-        if settings.audit_backend == "postgresql"
-        else str(settings.data_dir / "audit.sqlite")
-    )
+    store = open_audit_store(audit_url(settings))
     roots = trusted_fingerprints(settings)
     party = load_identity(settings).party_id
     report = verify(store, roots, node_party=party)
@@ -121,7 +118,9 @@ def cmd_audit_tail(args: argparse.Namespace) -> int:
     from trust.audit_store import open_audit_store
 
     settings = _settings(args)
-    log = AuditLog(open_audit_store(str(settings.data_dir / "audit.sqlite")), None)
+    from node.state import audit_url
+
+    log = AuditLog(open_audit_store(audit_url(settings)), None)
     entries = log.entries(None, None, None, None, limit=100_000)
     for e in entries[-args.n :]:
         line = {

@@ -42,6 +42,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         registry_url=args.registry_url,
         registry_id=args.registry_id,
         trust_roots=args.trust_root,
+        state_dsn=args.state_dsn,
+        oxigraph_url=args.oxigraph_url,
         force=args.force,
     )
     print(f"wrote {path}")

@@ -15,12 +15,9 @@ from node.config import PARTY_ID, Settings
 
 
 def _policies(settings: Settings):
-    from trust.policy_store import PolicyStore
+    from node.state import open_policies
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return PolicyStore(
-        settings.data_dir / "policies.sqlite", issuer=settings.party_id, base_iri=settings.base_iri
-    )
+    return open_policies(settings)
 
 
 def cmd_policy_grant(args: argparse.Namespace) -> int:

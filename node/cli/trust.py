@@ -54,15 +54,14 @@ def cmd_trust_fingerprint(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace):
-    from trust.registry import Registry
+    from node.state import open_registry
 
     settings = _settings(args)
     if "registry" not in settings.roles:
         raise CliError(
             f"{settings.config_path} is not a registry node (node.roles lacks 'registry')"
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Registry(settings.data_dir / "registry.sqlite")
+    return open_registry(settings)
 
 
 def cmd_registry_add(args: argparse.Namespace) -> int:
@@ -78,9 +77,27 @@ def cmd_registry_add(args: argparse.Namespace) -> int:
         status=args.status,
         roles=args.role or ["ServiceConsumer", "ServiceProvider"],
         capability_url=args.capability_url,
+        also_known_as=args.also_known_as,
+        auth_registries=[_auth_registry(v) for v in args.auth_registry],
     )
     print(f"registered {args.party_id} ({args.status})")
     return 0
+
+
+def _auth_registry(value: str):
+    """`ID[;PROVIDER[;SERVICE]]` -> an AuthRegistry (ids checked)."""
+    from trust.pki import validate_party_id
+    from trust.registry import AuthRegistry
+
+    parts = value.split(";")
+    if len(parts) > 3 or not parts[0]:
+        raise CliError(f"--auth-registry {value!r}: use ID[;SERVICE_PROVIDER[;SERVICE]]")
+    validate_party_id(parts[0])
+    provider = parts[1] if len(parts) > 1 else ""
+    if provider:
+        validate_party_id(provider)
+    service = parts[2] if len(parts) > 2 else ""
+    return AuthRegistry(parts[0], service_provider=provider, service=service)
 
 
 def cmd_registry_status(args: argparse.Namespace) -> int:
@@ -102,4 +119,11 @@ def cmd_registry_trust_ca(args: argparse.Namespace) -> int:
     for cert in load_certificates_pem(args.cert.read_bytes()):
         entry = registry.add_trusted_ca(cert)
         print(f"trusted {entry.certificate_fingerprint}")
+    return 0
+
+
+def cmd_state_import(args: argparse.Namespace) -> int:
+    from node.state_import import import_sqlite_state
+
+    print(import_sqlite_state(_settings(args)).line())
     return 0

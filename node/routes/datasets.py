@@ -41,6 +41,8 @@ from node.signatures import (
     version_marker,
 )
 from node.store import UnknownDataset
+from node.web.common import prefers_html
+from node.web.pages import dataset_page
 from vocab.iris import dataset_iri
 
 DATASET_TYPES: tuple[str, ...] = (NTRIPLES, NQUADS, TURTLE, JSONLD)
@@ -65,6 +67,8 @@ def dataset_routes(rt: Runtime) -> list[Route]:
 
     async def dataset(request: Request) -> Response:
         name = request.path_params["name"]
+        if prefers_html(request):  # a browser: the dataset's page (node.web), not 3 MB of N-Triples
+            return await dataset_page(request, rt, name)
         _permit(request, name)
         if name == AUDIT_DATASET:
             raise _no_audit_data(base)

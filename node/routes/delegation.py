@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from node.auth import Caller, guarded
+from node.auth import Caller, guarded, request_context
 from node.auth import authenticate as bearer_authenticate
 from node.enforcement import ADMIN, Enforcer
 from node.store import Store
@@ -79,6 +79,7 @@ def delegation_routes(
         types: set[str] = set()
         if resource and store is not None:
             graphs, types = await run_in_threadpool(_locate, store, enforcer, resource)
+        context = request_context(params.get("context")) or dict(caller.context)
         body = await run_in_threadpool(
             lambda: enforcer.explain(
                 caller.party_id,
@@ -87,6 +88,7 @@ def delegation_routes(
                 graph_iris=graphs,
                 types=types,
                 action=action,
+                context=context,
             )
         )
         return JSONResponse(body, headers=_NO_STORE)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from node.auth import authenticate
 from node.enforcement import ADMIN
 from node.errors import BadRequest, NodeError
+from node.exchange import exchange_for
 from node.html import render_resource
 from node.jsonld import load_context
 from node.negotiation import HTML, RESOURCE_TYPES, choose, content_type
@@ -54,6 +55,7 @@ def follow_routes(rt: Runtime) -> list[Route]:
                 accept=upstream,
                 etag=request.headers.get("if-none-match"),
                 timeout=rt.settings.query_timeout,
+                exchange=exchange_for(rt),
             )
         except RemoteFetchError as exc:
             error = exc

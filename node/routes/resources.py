@@ -17,8 +17,6 @@ from starlette.routing import Route
 
 from node.auth import caller_from_header
 from node.errors import BadRequest
-from node.html import render_resource
-from node.jsonld import load_context
 from node.negotiation import (
     HTML,
     RESOURCE_TYPES,
@@ -29,13 +27,10 @@ from node.negotiation import (
 )
 from node.runtime import Runtime
 from node.store import UnknownDataset
+from node.web import resource_page
 from trust.errors import InvalidToken
 
-ALTERNATES = {
-    "application/ld+json": "?format=jsonld",
-    "text/turtle": "?format=ttl",
-    "application/n-triples": "?format=nt",
-}
+ALTERNATES = resource_page.ALTERNATES
 OFFERED = ", ".join(RESOURCE_TYPES)
 # Description cache budget, in quads over all entries (a quad plus its share of the cached
 # serialisations is a few hundred bytes); larger descriptions are not cached at all.
@@ -177,11 +172,17 @@ def describe(rt: Runtime, caller: str, iri: str, media: str) -> bytes:
     """The caller's view of one resource in `media`; 404 if unknown, 403 if nothing is permitted."""
     graphs = dataset_graphs(rt)
     found = _read(rt, iri, graphs)
-    triples = _filter(rt, caller, found, graphs)
     if media == HTML:
-        labels = _labels(rt, caller, triples, graphs)
-        return render_resource(found.iri, triples, labels, load_context(), ALTERNATES)
+        return _page(rt, caller, found, graphs)
+    triples = _filter(rt, caller, found, graphs)
     return serialise_triples(triples, media)
+
+
+def _page(rt: Runtime, caller: str, found: Described, graphs: list[str]) -> bytes:
+    """The page a person sees (node.web.resource_page), with labels from readable datasets."""
+    return resource_page.render(
+        rt, caller, found.iri, found.quads, graphs, lambda t: _labels(rt, caller, t, graphs)
+    )
 
 
 def describe_cached(
@@ -194,11 +195,10 @@ def describe_cached(
     if found is None:
         found = _read(rt, iri, graphs)
         cache.put(version, iri, found)
-    triples = _filter(rt, caller, found, graphs)
     if media == HTML:
-        labels = _labels(rt, caller, triples, graphs)
-        body = render_resource(found.iri, triples, labels, load_context(), ALTERNATES)
+        body = _page(rt, caller, found, graphs)
         return body, _etag(body)
+    triples = _filter(rt, caller, found, graphs)
     if len(triples) != len(found.triples):  # a partial view: serialise for this caller only
         body = serialise_triples(triples, media)
         return body, _etag(body)

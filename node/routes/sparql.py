@@ -10,11 +10,12 @@ from urllib.parse import parse_qsl
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from node import self_description
 from node.auth import caller_from_header
 from node.errors import ProtocolError, QueryTimeout
 from node.evidence import HEADER as EVIDENCE_HEADER
 from node.evidence import evidence_from
-from node.negotiation import content_type
+from node.negotiation import content_type, decode_request_body
 from node.runtime import Runtime
 from node.service.query import SparqlRequest, answer_query
 from trust.errors import InvalidToken
@@ -38,6 +39,9 @@ class SparqlEndpoint:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         rt = self.rt
         headers = _headers(scope)
+        if scope["method"] == "GET" and _wants_description(scope):
+            await self_description.serve(rt, scope, receive, send, headers)
+            return
         authorization = headers.get("authorization")
         if authorization is None:
             raise InvalidToken("token_missing", "Authorization: Bearer token required")
@@ -46,11 +50,10 @@ class SparqlEndpoint:
         body = await _read_body(receive) if scope["method"] == "POST" else None
         req = _parse(params, headers.get("content-type", ""), body)
         evidence = evidence_from(headers.get(EVIDENCE_HEADER), rt, caller)
-        fmt = next((v for k, v in params if k == "format"), None)
         timeout = rt.settings.query_timeout
         deadline = time.monotonic() + timeout
         future = rt.queries.submit(
-            answer_query, rt, caller, req, headers.get("accept"), fmt, deadline, evidence
+            answer_query, rt, caller, req, headers.get("accept"), req.formats, deadline, evidence
         )
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
@@ -66,6 +69,13 @@ class SparqlEndpoint:
                 extra["DSGO-Result-Truncated"] = f"max_results={rt.settings.max_results}"
             response = Response(answer.body, media_type=content_type(answer.media), headers=extra)
         await response(scope, receive, send)
+
+
+def _wants_description(scope: dict) -> bool:
+    """A GET with no protocol parameter (at most `format`) asks for the service description
+    (SPARQL 1.1 Service Description, section 2); any other parameter is a protocol request."""
+    params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return all(k == "format" for k, _ in params)
 
 
 def _headers(scope: dict) -> dict[str, str]:
@@ -104,21 +114,14 @@ def _parse(params: list[tuple[str, str]], ctype: str, body: bytes | None) -> Spa
     """The query and dataset parameters from the URL, a form body or a direct query body."""
     params = list(params)
     if body is not None:  # POST
-        ctype = ctype.split(";")[0].strip().lower()
-        if ctype == "application/sparql-update":
+        media = ctype.split(";")[0].strip().lower()
+        if media == "application/sparql-update":
             raise ProtocolError("SPARQL update is not allowed: this endpoint is read-only", 403)
-        if ctype == FORM:
-            try:
-                params += parse_qsl(
-                    body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
-                )
-            except UnicodeDecodeError:
-                raise ProtocolError("form body is not UTF-8") from None
-        elif ctype == "application/sparql-query":
-            try:
-                params.append(("query", body.decode("utf-8")))
-            except UnicodeDecodeError:
-                raise ProtocolError("query body is not UTF-8") from None
+        if media == FORM:
+            text = decode_request_body(body, ctype, "form body")
+            params += parse_qsl(text, keep_blank_values=True, strict_parsing=False)
+        elif media == "application/sparql-query":
+            params.append(("query", decode_request_body(body, ctype, "query body")))
         else:
             raise ProtocolError(
                 "POST needs Content-Type application/x-www-form-urlencoded or application/sparql-query",
@@ -137,4 +140,5 @@ def _parse(params: list[tuple[str, str]], ctype: str, body: bytes | None) -> Spa
         queries[0],
         [v for k, v in params if k == "default-graph-uri"],
         [v for k, v in params if k == "named-graph-uri"],
+        tuple(v for k, v in params if k == "format"),
     )

@@ -102,7 +102,12 @@ def trust_routes(
         body = await run_in_threadpool(layer.trusted_list_response, caller.party_id)
         return JSONResponse(body, headers=_NO_STORE)
 
+    async def jwks(request: Request) -> Response:
+        body = await run_in_threadpool(layer.jwks)
+        return JSONResponse(body, headers={"Cache-Control": "max-age=60"})
+
     routes = [
+        Route("/.well-known/jwks.json", guarded(jwks), methods=["GET"]),
         # Every method reaches `token`, which answers all but POST with 405 and `Allow: POST`
         # (with a method list the router would answer OPTIONS itself, advertising that list).
         Route("/connect/token", AnyMethod(guarded(token))),

@@ -19,7 +19,14 @@ import pyoxigraph as ox
 
 from node.enforcement import Caller, request_record
 from node.errors import ProtocolError, QueryTimeout
-from node.negotiation import RDF_TYPES, RESULTS_TYPES, NotAcceptable, choose, serialise_triples
+from node.exchange import exchange_for
+from node.negotiation import (
+    RDF_TYPES,
+    RESULTS_TYPES,
+    NotAcceptable,
+    choose_sparql,
+    serialise_triples,
+)
 from node.outbound import post_sparql
 from node.runtime import Runtime
 from node.sparql import federation
@@ -48,6 +55,7 @@ class SparqlRequest:
     query: str
     default_graphs: list[str]
     named_graphs: list[str]
+    formats: tuple[str, ...] = ()  # `format` parameters (URL or form body), in order
 
 
 @dataclass
@@ -68,7 +76,7 @@ def answer_query(
     caller: Caller,
     req: SparqlRequest,
     accept: str | None,
-    fmt: str | None,
+    fmt: str | Sequence[str] | None,
     deadline: float,
     evidence: Sequence[Policy],
 ) -> Answer:
@@ -116,7 +124,7 @@ def _run(
     caller: Caller,
     req: SparqlRequest,
     accept: str | None,
-    fmt: str | None,
+    fmt: str | Sequence[str] | None,
     deadline: float,
     evidence: Sequence[Policy],
     decisions: list[Decision],
@@ -133,7 +141,7 @@ def _run(
     guard(query, rt.settings.limits)
     form = query.form
     try:
-        media = choose(
+        media = choose_sparql(
             accept, RDF_TYPES if form in ("CONSTRUCT", "DESCRIBE") else RESULTS_TYPES, fmt
         )
     except NotAcceptable:
@@ -155,13 +163,13 @@ def _run(
         body, rows, truncated = serialise_solutions(result, media, cap, deadline)
         return Answer(body, media, rows, truncated)
     if isinstance(result, ox.QueryBoolean | bool):
-        media = choose(accept, RESULTS_TYPES, fmt)
+        media = choose_sparql(accept, RESULTS_TYPES, fmt)
         return Answer(write_boolean(bool(result), media), media, 1, False)
     if hasattr(result, "variables"):  # solutions (possibly with graph names mapped back)
-        media = choose(accept, RESULTS_TYPES, fmt)
+        media = choose_sparql(accept, RESULTS_TYPES, fmt)
         table = read_solutions(result, cap, deadline)
         return Answer(write(table, media), media, len(table.rows), table.truncated)
-    media = choose(accept, RDF_TYPES, fmt)
+    media = choose_sparql(accept, RDF_TYPES, fmt)
     triples, truncated = collect_triples(result, cap, deadline)
     return Answer(serialise_triples(triples, media), media, len(triples), truncated)
 
@@ -176,6 +184,7 @@ def evaluate(
     calls: list[AuditEvent] | None = None,
     scope_seen: list[Scope] | None = None,
     guarded: bool = False,
+    receipts: list[str] | None = None,
 ) -> Any:
     """Run a query for `caller`: policy-scoped locally, SERVICE parts at vouched peer nodes.
 
@@ -184,6 +193,8 @@ def evaluate(
     for this node's party. Nothing fetched is written to the store. `for_datasets` names the
     datasets the answer is computed for (a derivation), recorded with each remote call. With
     `decisions` / `calls`, audit entries are collected for the caller to write in one go.
+    Each remote answer is verified and kept as a receipt (node/exchange.py); `receipts` collects
+    their ids.
     """
     if not guarded:
         check_length(text_of(query), rt.settings.limits)
@@ -210,12 +221,21 @@ def evaluate(
         for s in plan.services
     }
     client = rt.layer.client()
+    exchange = exchange_for(rt)
 
     def local(text: str) -> Any:
         return enforcer.run_scoped(rt.store, text, scope, data_version=rt.store.version())
 
     def fetch(endpoint: str, text: str, timeout: float) -> federation.RemoteSolutions:
-        return post_sparql(client, peers[endpoint], text, timeout)
+        return post_sparql(
+            client,
+            peers[endpoint],
+            text,
+            timeout,
+            exchange=exchange,
+            datasets=for_datasets,
+            receipts=receipts,
+        )
 
     reports: list[federation.SourceReport] = []
     try:

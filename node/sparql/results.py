@@ -1,7 +1,7 @@
 """SPARQL 1.1 result serialisers (JSON, XML, CSV, TSV) that stop at a row cap and a deadline.
 
 Two ways, one contract: `serialise_solutions` runs pyoxigraph's own writer (Rust, GIL released)
-on a query whose text already bounds its rows (`sparql_text.limit_select`), checking the deadline
+on a query whose text already bounds its rows (`sparql.rewrite.with_limit`), checking the deadline
 on every chunk; `read_solutions` + `write` handle any other solutions (remote, merged, mapped)
 row by row.
 """

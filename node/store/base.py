@@ -17,6 +17,7 @@ import pyoxigraph as ox
 from node.errors import NodeError, QueryTimeout
 from node.sparql.outline import QueryOutline
 from node.store.inputs import Progress
+from node.store.merge import GraphKey
 
 QueryResult = ox.QuerySolutions | ox.QueryTriples | ox.QueryBoolean | Iterator[ox.Triple]
 
@@ -122,6 +123,18 @@ class Store(Protocol):
 
     def physical_graph(self, graph: str) -> str | None:
         """The graph that holds a dataset's current version (new for every load), if any."""
+        ...
+
+    def graph_keys(self, graphs: list[str]) -> dict[str, GraphKey]:
+        """Per graph, what its content is now (node.store.merge: the default graph's RDF merge)."""
+        ...
+
+    def merge_graph(self, name: str, anchor: str, others: list[str]) -> int:
+        """Fill hidden graph `name` with the triples of `others` that `anchor` lacks; its size."""
+        ...
+
+    def drop_merge(self, name: str) -> None:
+        """Remove a hidden merge graph that no scope needs any more."""
         ...
 
     def compact(self) -> None:

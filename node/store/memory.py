@@ -10,6 +10,7 @@ import pyoxigraph as ox
 
 from node.sparql.outline import QueryOutline, text_of
 from node.store.base import DatasetInfo, QuerySyntaxError, StoreError
+from node.store.merge import MERGE_PREFIX, GraphKey, merge_update
 
 
 class MemoryStore:
@@ -58,12 +59,26 @@ class MemoryStore:
         """Every named graph, as a dataset record (name = the graph IRI)."""
         counts: dict[str, int] = {}
         for quad in self.store:
-            if isinstance(quad.graph_name, ox.NamedNode):
+            if isinstance(quad.graph_name, ox.NamedNode) and not quad.graph_name.value.startswith(
+                MERGE_PREFIX
+            ):
                 counts[quad.graph_name.value] = counts.get(quad.graph_name.value, 0) + 1
         return [DatasetInfo(g, g, n, None) for g, n in sorted(counts.items())]
 
     def physical_graph(self, name: str) -> str | None:
         return None
+
+    def graph_keys(self, graphs: list[str]) -> dict[str, GraphKey]:
+        """A view never changes once built: the in-memory store itself is the content key."""
+        return {g: GraphKey(g, self.store, None) for g in graphs}
+
+    def merge_graph(self, name: str, anchor: str, others: list[str]) -> int:
+        """Fill hidden graph `name` (inside the view) with the triples of `others` not in `anchor`."""
+        self.store.update(merge_update(name, anchor, others))
+        return sum(1 for _ in self.store.quads_for_pattern(None, None, None, ox.NamedNode(name)))
+
+    def drop_merge(self, name: str) -> None:
+        self.store.remove_graph(ox.NamedNode(name))
 
     def version(self) -> int:
         return 0

@@ -43,6 +43,7 @@ from node.store.base import (
     UnknownDataset,
 )
 from node.store.inputs import Progress, _line_of, _open_input, _reason_of
+from node.store.merge import MERGE_PREFIX, GraphKey, merge_update
 
 _log = logging.getLogger("dsgo.store")
 
@@ -79,7 +80,9 @@ class OxigraphStore:
         self._version = 0
         self._to_physical: dict[str, str] = {}
         self._to_stable: dict[str, str] = {}
+        self._counts: tuple[int, dict[str, int]] = (-1, {})
         self._load_pointers()
+        self._drop_old_merges()
         self._collector: threading.Thread | None = None
         self._gc_lock = threading.Lock()
         self._gc_wanted = False
@@ -262,6 +265,47 @@ class OxigraphStore:
     def physical_graph(self, graph: str) -> str | None:
         """The internal graph holding the current version of a dataset (new for every version)."""
         return self._to_physical.get(graph)
+
+    # --- RDF merge of several datasets (node.store.merge) ---------------------------------------
+
+    def graph_keys(self, graphs: list[str]) -> dict[str, GraphKey]:
+        """Each graph's content key: its version's physical graph and triple count (an append
+        keeps the graph and adds triples, so the count tells); a graph that is no dataset
+        changes with every write."""
+        version, counts = self._counts
+        if version != self._version:
+            version = self._version
+            counts = {d.graph: d.triples for d in self.datasets()}
+            self._counts = (version, counts)
+        keys = {}
+        for g in graphs:
+            physical = self._to_physical.get(g)
+            if physical is None:
+                keys[g] = GraphKey(g, self, ("raw", version))
+            else:
+                keys[g] = GraphKey(g, self, (physical, counts.get(g)), counts.get(g))
+        return keys
+
+    def merge_graph(self, name: str, anchor: str, others: list[str]) -> int:
+        """Fill hidden graph `name` with the triples of `others` not in `anchor` (one transaction)."""
+        to_physical = self._to_physical
+        self._store.update(
+            merge_update(
+                name, to_physical.get(anchor, anchor), [to_physical.get(g, g) for g in others]
+            )
+        )
+        return count_triples(self._store, name)
+
+    def _drop_old_merges(self) -> None:
+        """Merge graphs of an earlier run: no query uses them now (one process owns the store)."""
+        for g in list(self._store.named_graphs()):
+            if isinstance(g, ox.NamedNode) and g.value.startswith(MERGE_PREFIX):
+                self._discard(g.value)
+
+    def drop_merge(self, name: str) -> None:
+        """Remove a merge graph no query needs any more (in the background, like old versions)."""
+        self._discard(name)
+        self._collect_garbage()
 
     # --- versions -----------------------------------------------------------------------------
 

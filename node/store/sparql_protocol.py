@@ -31,8 +31,15 @@ from node.store.base import (
     UnknownDataset,
 )
 from node.store.inputs import Progress, _line_of, _open_input, _reason_of
+from node.store.merge import GraphKey, merge_update
 
 VERSION_POLL = 1.0  # seconds between looks at an external engine's datasets (see version())
+
+
+class MergeUnavailable(StoreError):
+    """The engine cannot hold the hidden graph an RDF merge needs (HTTP 503, names why)."""
+
+    status = 503
 
 
 class SparqlProtocolStore:
@@ -58,6 +65,7 @@ class SparqlProtocolStore:
         self._lock = threading.Lock()
         self._version = 0
         self._remote: tuple[float, int] = (-VERSION_POLL, 0)  # (checked at, fingerprint)
+        self._records: tuple[int | None, dict[str, DatasetInfo]] = (None, {})
 
     def version(self) -> int:
         """Changes with every write, this process's at once, another's within VERSION_POLL s.
@@ -226,6 +234,43 @@ class SparqlProtocolStore:
     def physical_graph(self, graph: str) -> str | None:
         """None: the engine holds each dataset in its own graph, replaced in place."""
         return None
+
+    def graph_keys(self, graphs: list[str]) -> dict[str, GraphKey]:
+        """Each graph's content key from its dataset record (triples, modified), read once per
+        store version; a graph that is no dataset changes with every version."""
+        version = self.version()
+        cached = self._records
+        if cached[0] != version:
+            cached = (version, {d.graph: d for d in self.datasets()})
+            self._records = cached
+        keys = {}
+        for g in graphs:
+            info = cached[1].get(g)
+            if info is None:
+                keys[g] = GraphKey(g, self, ("raw", version))
+            else:
+                keys[g] = GraphKey(g, self, (info.triples, info.modified), info.triples)
+        return keys
+
+    def merge_graph(self, name: str, anchor: str, others: list[str]) -> int:
+        """Fill hidden graph `name` in the engine with the triples of `others` not in `anchor`."""
+        try:
+            self._update(merge_update(name, anchor, others))
+        except httpx.TimeoutException:
+            raise StoreTimeout(
+                f"external store: forming the RDF merge of {len(others) + 1} datasets that share "
+                f"triples took longer than {self._timeout:g} s"
+            ) from None
+        except (StoreError, httpx.HTTPError) as exc:
+            raise MergeUnavailable(
+                "the default graph spans datasets that share triples; forming their RDF merge "
+                f"needs store.update_url: {exc}"
+            ) from None
+        (row,) = self.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{name}> {{ ?s ?p ?o }} }}")
+        return int(row["n"].value)
+
+    def drop_merge(self, name: str) -> None:
+        self._update(f"DROP SILENT GRAPH <{name}>")
 
     def compact(self) -> None:
         """The engine compacts on its own."""
