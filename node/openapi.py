@@ -45,6 +45,25 @@ _UPLOAD = [
     "application/ld+json",
 ]
 _JSON = "application/json"
+_READY = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"enum": ["ready", "not_ready"]},
+        "checks": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["ok", "detail", "elapsed_ms"],
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "detail": {"type": "string"},
+                    "elapsed_ms": {"type": "number"},
+                },
+            },
+        },
+    },
+}
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 # What each shared status means when an operation does not say more.
@@ -306,6 +325,16 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                         )
                     },
                     {"503": ""},
+                    secure=False,
+                )
+            },
+            "/readyz": {
+                "get": op(
+                    "readiness: each dependency (store, audit, registry, disk); 503 drains the host",
+                    {
+                        "200": ("ready", {_JSON: _READY}),
+                        "503": ("not ready (with Retry-After)", {_JSON: _READY}),
+                    },
                     secure=False,
                 )
             },
