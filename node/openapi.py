@@ -582,7 +582,12 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             _string_param("id", description="same as eori"),
             _string_param("party_id", description="same as eori"),
             _string_param("name", description="party name pattern (* wildcard)"),
-            _string_param("active_only", description="true: only active parties"),
+            {
+                "name": "active_only",
+                "in": "query",
+                "description": "true: only active parties (anything but true/false is a 400)",
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            },
             {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
             {
                 "name": "pageSize",
