@@ -22,6 +22,7 @@ MODULES = (
     "bench_enforcement",
     "bench_connectors",
     "bench_ids",
+    "bench_admission",
     "bench_void",
     "bench_merge",
     "bench_exchange",
@@ -131,6 +132,26 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ids.get("target_ratio", 1.3),
         False,
         f"vs ifctester without its reporter: {ids.get('ratio_vs_validate_only')}",
+    )
+    adm = results.get("bench_admission", {})
+    hot = adm.get("hot_path", {})
+    add(
+        "admission middleware: added cost / protected request",
+        hot.get("share_of_protected_request"),
+        hot.get("target_share", 0.02),
+        False,
+        f"{hot.get('added_ns_per_request')} ns per request",
+    )
+    over = adm.get("overload", {})
+    with_adm = over.get("with_admission", {})
+    p99 = with_adm.get("admitted_p99_ms")
+    add(
+        "1,000 connections: admitted p99 / 1 s",
+        round(p99 / 1000, 3) if p99 is not None else None,
+        1.0,
+        False,
+        f"refused {with_adm.get('refused_503')} with Retry-After; p99 without admission "
+        f"{over.get('without_admission', {}).get('admitted_p99_ms')} ms",
     )
     void = results.get("bench_void", {})
     add(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import sqlite3
 from collections.abc import AsyncIterator
 
 import orjson
@@ -15,13 +17,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 
 from connectors.errors import ConnectorError, ShaclValidationError
+from node.admission import Admission
 from node.auth import error_response
 from node.config import Settings
+from node.disk import DiskFull, clean_at_start, is_disk_full
 from node.enforcement import AccessDenied
 from node.errors import NodeError
 from node.exchange import SignedExchangeMiddleware
 from node.login.routes import install_login
 from node.openapi import openapi_schema
+from node.readiness import readiness_routes
 from node.request_log import RequestLog
 from node.routes.admin import admin_routes
 from node.routes.audit import audit_routes
@@ -53,6 +58,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        clean_at_start(
+            settings.data_dir, settings.store_dir if settings.store_backend == "oxigraph" else None
+        )
         rt.audit.start_keeper(_witness_push(rt))
         warmer = Warmer(rt).start() if settings.warm_up else None
         task = None
@@ -63,6 +71,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         finally:
             if task is not None:
                 task.cancel()
+            readiness.close()
             if warmer is not None:
                 warmer.stop()
             rt.close()
@@ -75,10 +84,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
-    trust = trust_routes(rt.layer, on_token=_token_recorder(rt))
+    ready_routes, readiness = readiness_routes(rt)
+    trust = trust_routes(rt.layer, on_token=_token_recorder(rt), pool=rt.lookups)
     token_route = next(r for r in trust if r.path == "/connect/token")
     routes: list[Route] = [
         Route("/healthz", _health(rt), methods=["GET"]),
+        *ready_routes,
         Route("/", _home(rt), methods=["GET"]),
         *trust,
         *ishare3_routes(rt.layer, rt.register, rt.enforcer, token_route),
@@ -102,6 +113,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(SignedExchangeMiddleware, rt=rt)  # JAdES: verify in, sign out
     if settings.log_requests:
         app.add_middleware(RequestLog)
+    # Outermost: a refused request costs no routing, no logging (server.max_in_flight).
+    app.add_middleware(
+        Admission, limit=settings.bounds.max_in_flight, retry_after=settings.bounds.retry_after
+    )
     return app
 
 
@@ -229,9 +244,24 @@ async def _trust_error(request: Request, exc: Exception) -> Response:
 
 async def _audit_unavailable(request: Request, exc: Exception) -> Response:
     log.error("audit log unavailable, refusing the request: %s", exc)
-    return _json_error(
+    rt = request.app.state.runtime
+    breaker = getattr(rt.audit.store, "breaker", None)
+    wait = breaker.state().retry_after if breaker is not None else 0.0
+    retry = max(rt.settings.bounds.retry_after, math.ceil(wait))
+    response = _json_error(
         503, "audit_unavailable", "the audit log cannot be written; the request was not performed"
     )
+    response.headers["Retry-After"] = str(retry)
+    return response
+
+
+async def _os_error(request: Request, exc: Exception) -> Response:
+    """A full disk is a named 507 wherever it happens (token replay cache, spool, store)."""
+    if is_disk_full(exc):
+        log.error("disk full: %s %s: %s", request.method, request.url.path, exc)
+        return await _node_error(request, DiskFull(f"{request.method} {request.url.path}", exc))
+    log.exception("internal error: %s %s", request.method, request.url.path, exc_info=exc)
+    return _json_error(500, "internal_error", "the node failed to answer; see its log")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -270,4 +300,6 @@ _HANDLERS = {
     TrustError: _trust_error,
     NodeError: _node_error,
     ConnectorError: _connector_error,
+    OSError: _os_error,
+    sqlite3.Error: _os_error,
 }

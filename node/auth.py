@@ -83,6 +83,8 @@ def error_response(exc: TrustError) -> JSONResponse:
         )
     elif status == 403:
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+    elif status == 503:  # the registry or the audit log is down: say when to come back
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     return JSONResponse(exc.to_json(), status_code=status, headers=headers)
 
 

@@ -65,6 +65,22 @@ class QueryLimits:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """How long the node waits on each dependency, and how much it takes on (issue 17)."""
+
+    audit_timeout: float = 2.0  # audit.timeout: PostgreSQL statement/lock timeout and deadline
+    audit_connect_timeout: float = 2.0  # audit.connect_timeout
+    registry_timeout: float = 3.0  # trust.registry_timeout: connect and read, per lookup
+    registry_negative_seconds: float = 5.0  # trust.registry_negative_seconds: failures cached
+    registry_threads: int = 4  # trust.registry_threads: lookups at once (a separate pool)
+    remote_connect_timeout: float = 2.0  # federation.connect_timeout
+    remote_read_timeout: float = 10.0  # federation.read_timeout (capped by the query timeout)
+    max_in_flight: int = 256  # server.max_in_flight: requests admitted at once per worker
+    retry_after: int = 1  # server.retry_after: seconds, sent with every 503
+    min_free_mb: int = 256  # node.min_free_mb: /readyz fails below this free space
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a node needs to start; paths are absolute after loading."""
 
@@ -109,6 +125,7 @@ class Settings:
     audit_witness_party_id: str | None = None
     checks: tuple[CheckConfig, ...] = ()
     login: LoginConfig = field(default_factory=LoginConfig)  # [login]: people (node/login/)
+    bounds: Bounds = field(default_factory=lambda: Bounds())
     warm_up: bool = True  # store.warm_up: merge plans and VoID numbers computed after each load
     catalog: CatalogSettings = field(default_factory=lambda: _catalog_settings({}))
     state_backend: str = (
@@ -381,6 +398,36 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         exchange_sign=exchange.get("sign", True),
         exchange_accept_unsigned=exchange.get("accept_unsigned", True),
         exchange_max_skew=_float(exchange, "exchange.max_skew", 300.0),
+        bounds=_bounds(node, server, trust, audit, federation),
+    )
+
+
+def _bounds(
+    node: dict[str, Any],
+    server: dict[str, Any],
+    trust: dict[str, Any],
+    audit: dict[str, Any],
+    federation: dict[str, Any],
+) -> Bounds:
+    """The [issue 17] bounds; each timeout must be positive (0 would mean "wait forever")."""
+
+    def positive(section: dict[str, Any], name: str, default: float) -> float:
+        value = _float(section, name, default)
+        if value <= 0:
+            raise ConfigError(f"{name}: must be a positive number of seconds, got {value!r}")
+        return value
+
+    return Bounds(
+        audit_timeout=positive(audit, "audit.timeout", 2.0),
+        audit_connect_timeout=positive(audit, "audit.connect_timeout", 2.0),
+        registry_timeout=positive(trust, "trust.registry_timeout", 3.0),
+        registry_negative_seconds=_float(trust, "trust.registry_negative_seconds", 5.0),
+        registry_threads=_int(trust, "trust.registry_threads", 4, 1, 64),
+        remote_connect_timeout=positive(federation, "federation.connect_timeout", 2.0),
+        remote_read_timeout=positive(federation, "federation.read_timeout", 10.0),
+        max_in_flight=_int(server, "server.max_in_flight", 256, 1, 1_000_000),
+        retry_after=_int(server, "server.retry_after", 1, 1, 3600),
+        min_free_mb=_int(node, "node.min_free_mb", 256, 0, 10**9),
     )
 
 

@@ -7,6 +7,7 @@ to the engine only names permitted graphs, so a query's FROM / FROM NAMED can na
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -54,6 +55,7 @@ READ_DATASET = "dsgo:readDataset"  # the whole dataset at once (GET /dataset/{na
 READ_AUDIT = "dsgo:readAudit"  # the audit log and traces (a grant on the pseudo-dataset `audit`)
 ADMIN = "dsgo:admin"  # change data or policies, sign, follow links as the node: the owner only
 FEDERATE = DSGO_FEDERATE  # make this node call another node on the caller's behalf
+READ_CATALOG = "dsgo:readCatalog"  # an authenticated /catalog read: which datasets it listed
 AUDIT_DATASET = "audit"
 
 
@@ -127,6 +129,44 @@ def decision_event(decision: Decision) -> AuditEvent:
         datasets=tuple(decision.extra.get("datasets", ())),
         detail=detail,
     )
+
+
+def request_record(decisions: Sequence[Decision], record: AuditEvent) -> AuditEvent:
+    """One audit entry for one request: its decisions folded into the use's own record.
+
+    A request that was refused is its deny entry (the use never happened); a permitted one is
+    `record` (the query record) carrying the decision, its reason and the policies it rests on,
+    so an auditor reads the decision and the query in one entry and counts one per request.
+    """
+    denied = [d for d in decisions if d.effect != "Permit"]
+    if denied:
+        event = decision_event(denied[0])
+        if len(decisions) > 1:
+            event.detail["decisions"] = [_decision_summary(d) for d in decisions]
+        return event
+    if not decisions:
+        return record
+    policy_ids = tuple(
+        dict.fromkeys([*record.policy_ids, *(p for d in decisions for p in d.policy_ids)])
+    )
+    detail = {
+        **record.detail,
+        "effect": "Permit",
+        "reason": decisions[0].reason,
+    }
+    if len(decisions) > 1:
+        detail["decisions"] = [_decision_summary(d) for d in decisions]
+    return dataclasses.replace(record, policy_ids=policy_ids, detail=detail)
+
+
+def _decision_summary(decision: Decision) -> dict[str, Any]:
+    return {
+        "effect": decision.effect,
+        "action": decision.action,
+        "target": decision.target,
+        "reason": decision.reason,
+        "policy_ids": list(decision.policy_ids),
+    }
 
 
 def scoped_query(
@@ -440,6 +480,13 @@ class Enforcer:
             reason = "not at a configured OpenID Provider's origin"
             self.refuse(self.node_party_id, "login", url[:300], reason)
             raise ServiceNotAllowed(url, reason)
+
+    def catalog_read(self, caller: Caller, graphs: Sequence[str]) -> None:
+        """Record an authenticated catalog read: one permit naming the datasets it listed (the
+        listing itself follows the caller's read scope, decided by `scope_for`)."""
+        scope = self.scope_for(caller.party_id)
+        extra = {"datasets": tuple(graphs)}
+        self._permit(caller, READ_CATALOG, "catalog", scope, "catalog listing", None, extra)
 
     def refuse(self, caller: Caller | str, action: str, target: str, reason: str) -> None:
         """Record a refusal decided outside a policy (bad evidence, a guard); always audited."""

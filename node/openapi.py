@@ -45,6 +45,25 @@ _UPLOAD = [
     "application/ld+json",
 ]
 _JSON = "application/json"
+_READY = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"enum": ["ready", "not_ready"]},
+        "checks": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["ok", "detail", "elapsed_ms"],
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "detail": {"type": "string"},
+                    "elapsed_ms": {"type": "number"},
+                },
+            },
+        },
+    },
+}
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 # What each shared status means when an operation does not say more.
@@ -309,6 +328,16 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     secure=False,
                 )
             },
+            "/readyz": {
+                "get": op(
+                    "readiness: each dependency (store, audit, registry, disk); 503 drains the host",
+                    {
+                        "200": ("ready", {_JSON: _READY}),
+                        "503": ("not ready (with Retry-After)", {_JSON: _READY}),
+                    },
+                    secure=False,
+                )
+            },
             "/healthz": {
                 "get": op(
                     "liveness",
@@ -553,7 +582,12 @@ def openapi_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             _string_param("id", description="same as eori"),
             _string_param("party_id", description="same as eori"),
             _string_param("name", description="party name pattern (* wildcard)"),
-            _string_param("active_only", description="true: only active parties"),
+            {
+                "name": "active_only",
+                "in": "query",
+                "description": "true: only active parties (anything but true/false is a 400)",
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            },
             {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
             {
                 "name": "pageSize",

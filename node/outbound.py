@@ -32,7 +32,7 @@ class RemoteFetchError(Exception):
 
     def __init__(self, iri: str, status: int, reason: str):
         self.iri, self.status_code, self.reason = iri, status, reason
-        self.status = status if status in (304, 401, 403, 404, 406) else 502
+        self.status = status if status in (304, 401, 403, 404, 406, 504) else 502
         super().__init__(f"{iri}: {reason}")
 
 
@@ -76,10 +76,12 @@ def post_sparql(
             party_id=peer.party_id,
             content=body,
             headers=headers,
-            timeout=timeout,
+            timeout=client.bounded(timeout),  # federation.connect_timeout / read_timeout
             follow_redirects=False,
         )
     except TrustError as exc:
+        if isinstance(exc.__cause__, httpx.TimeoutException):  # the named 504, not a 502
+            raise TimeoutError(f"no access token from {peer.party_id} in time") from None
         raise RemoteCallError(f"no access token from {peer.party_id}: {exc.check}") from None
     if exchange is not None:
         try:
@@ -121,15 +123,16 @@ def fetch_resource(
             path,
             party_id=peer.party_id,
             headers=headers,
-            timeout=timeout,
+            timeout=client.bounded(timeout),
             follow_redirects=False,
         )
     except TrustError as exc:
+        timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
         raise RemoteFetchError(
-            iri, 0, f"no access token from {peer.party_id}: {exc.check}"
+            iri, 504 if timed_out else 0, f"no access token from {peer.party_id}: {exc.check}"
         ) from None
     except httpx.TimeoutException:
-        raise RemoteFetchError(iri, 0, f"{peer.party_id} did not answer in time") from None
+        raise RemoteFetchError(iri, 504, f"{peer.party_id} did not answer in time") from None
     except httpx.HTTPError as exc:
         raise RemoteFetchError(
             iri, 0, f"cannot reach {peer.party_id}: {type(exc).__name__}"

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from node.config import ConfigError, Settings
 from node.enforcement import Enforcer, decision_event
 from node.state import audit_url, open_policies, open_registry, open_replay, open_token_keys
@@ -54,6 +56,11 @@ class Runtime:
     peers: PeerResolver
     witness: WitnessStore
     closed: threading.Event = field(default_factory=threading.Event)
+    # Token requests (registry lookups) run here, not in the shared thread pool: a hung
+    # registry then fills this bounded pool only (trust.registry_threads).
+    lookups: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lookup")
+    )
 
     def record(self, event: AuditEvent) -> None:
         """Append to the audit log; raises AuditUnavailable so the guarded action is not performed."""
@@ -65,6 +72,7 @@ class Runtime:
         self.closed.set()
         self.audit.stop_keeper()
         self.queries.shutdown(wait=False, cancel_futures=True)
+        self.lookups.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
 
@@ -124,6 +132,8 @@ def build_directory(
         roots,
         identity,
         cache_seconds=settings.registry_cache_seconds,
+        timeout=settings.bounds.registry_timeout,
+        negative_seconds=settings.bounds.registry_negative_seconds,
         version=settings.registry_version,
     )
     return client, None
@@ -158,11 +168,16 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         registry=registry,
         require_dataspace=DSGO_DATASPACE,
         resolve_party=lambda base: peers.resolve(base).party_id,
+        client_timeout=remote_timeout(settings),
         replay=open_replay(settings),
         token_keys=open_token_keys(settings),
     )
     audit = AuditLog(
-        open_audit_store(audit_url(settings)),
+        open_audit_store(
+            audit_url(settings),
+            timeout=settings.bounds.audit_timeout,
+            connect_timeout=settings.bounds.audit_connect_timeout,
+        ),
         identity,
         checkpoint_every=settings.audit_checkpoint_every,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
@@ -196,7 +211,15 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         queries=_query_pool(settings.query_slots),
         peers=peers,
         witness=WitnessStore(settings.data_dir / "witness.sqlite", identity, roots),
+        lookups=ThreadPoolExecutor(settings.bounds.registry_threads, thread_name_prefix="lookup"),
     )
+
+
+def remote_timeout(settings: Settings) -> httpx.Timeout:
+    """Connect and read timeouts for calls to other nodes (federation.connect/read_timeout)."""
+    b = settings.bounds
+    read = min(b.remote_read_timeout, settings.query_timeout or b.remote_read_timeout)
+    return httpx.Timeout(read, connect=b.remote_connect_timeout)
 
 
 QUERY_THREAD_STACK = 64 * 1024 * 1024

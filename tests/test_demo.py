@@ -23,6 +23,8 @@ from nodeproc import token_for
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = Path(__file__).parent / "data" / "dcat-ap" / "dcat-ap-3.0.0-SHACL.ttl"
 READY = "Serving until Ctrl+C"
+# The demo sets up five parties and runs five stories before it serves: minutes, not seconds.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 class Demo:

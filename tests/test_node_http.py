@@ -562,13 +562,14 @@ def test_sparql_timeout_503_and_node_keeps_answering(
     ok = n.sparql("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")
     assert ok.status_code == 200
     assert ok.json()["results"]["bindings"][0]["n"]["value"] == "60"
-    # Audit: each cancelled query still has its permit; the answered one its permit, then the
-    # query entry (written together, so adjacent in the chain) with the size of the answer.
+    # Audit: one entry per request, the decision and the query in one record; each cancelled
+    # query's record names its error, the answered one has the size of the answer.
     tail = dsgo("audit", "tail", "--config", n.config, "-n", "50").stdout
     entries = [json.loads(line) for line in tail.splitlines()]
     sparql = [e for e in entries if e["target"] == "sparql"]
-    assert [e["kind"] for e in sparql] == ["permit"] * 4 + ["query"]
-    assert sparql[-1]["seq"] == sparql[-2]["seq"] + 1
+    assert [e["kind"] for e in sparql] == ["query"] * 4
+    assert all(e["detail"]["effect"] == "Permit" for e in sparql)
+    assert [e["detail"].get("error") for e in sparql] == ["query_timeout"] * 3 + [None]
     assert sparql[-1]["result_size"] == 1 and sparql[-1]["party"] == OWNER
 
 

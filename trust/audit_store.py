@@ -17,13 +17,17 @@ crash or power loss may lose the last commits, but a process crash loses nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+from trust.bounds import Breaker, BreakerOpen, socket_deadline
 
 GENESIS_HASH = "0" * 64
 
@@ -296,102 +300,125 @@ class SqliteAuditStore:
 
 
 class PostgresAuditStore:
-    """PostgreSQL via psycopg 3; appends take `pg_advisory_xact_lock` to keep the chain linear."""
+    """PostgreSQL via psycopg 3; appends take `pg_advisory_xact_lock` to keep the chain linear.
+
+    Every call is bounded (trust/bounds.py): `timeout` is the server's statement and lock
+    timeout and also the client's own deadline (a stopped server never answers, so only the
+    client can give up), `connect_timeout` bounds connecting, TCP keepalives find a dead peer,
+    and after a failure the breaker refuses at once for `cool_down` seconds.
+    """
 
     LOCK_KEY = 0x64736770  # "dsgp"
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        timeout: float = 2.0,
+        connect_timeout: float = 2.0,
+        cool_down: float = 1.0,
+    ) -> None:
         self.conninfo = conninfo
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.breaker = Breaker("audit database", cool_down)
         self._lock = threading.Lock()
         self._conn = None
         self._pid = -1  # connected lazily; the schema is created on first connect
 
+    @contextlib.contextmanager
+    def _bounded(self, what: str) -> Iterator[Any]:
+        """The connection for one call, within the breaker, the lock and the deadline."""
+        try:
+            self.breaker.before()
+        except BreakerOpen as exc:
+            raise AuditStoreError(f"postgres {what} refused: {exc}") from None
+        if not self._lock.acquire(timeout=self.timeout):
+            self.breaker.failed("a previous call did not return")
+            raise AuditStoreError(f"postgres {what}: busy for more than {self.timeout:g} s")
+        fired = None
+        started = time.monotonic()
+        try:
+            conn = self._connection()
+            with socket_deadline(conn.pgconn.socket, self.timeout) as fired:
+                yield conn
+            self.breaker.succeeded()
+        except AuditStoreError as exc:
+            self._failed(started, str(exc))
+            raise
+        except Exception as exc:
+            if not _is_db_error(exc):
+                raise
+            self._reset()
+            reason = f"no answer within {self.timeout:g} s" if fired and fired.is_set() else exc
+            self._failed(started, str(reason))
+            raise AuditStoreError(f"postgres {what} failed: {reason}") from exc
+        finally:
+            self._lock.release()
+
+    def _failed(self, started: float, reason: str) -> None:
+        """Open the breaker when the failure cost time (a hang, a connect timeout); an error the
+        server answered at once (a dropped backend, a refused connection) is retried next call."""
+        if time.monotonic() - started >= self.timeout / 2:
+            self.breaker.failed(reason)
+        else:
+            self.breaker.succeeded()
+
     def append(self, build: RowBuilder) -> Row:
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
-                    head = conn.execute(
-                        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
-                    ).fetchone()
-                    row = build(head[0] + 1, head[1]) if head else build(1, GENESIS_HASH)
-                    conn.execute(
-                        "INSERT INTO audit_log (seq, time, kind, party, hash, body)"
-                        " VALUES (%s, %s, %s, %s, %s, %s)",
-                        (row.seq, row.time, row.kind, row.party, row.hash, row.body),
-                    )
-            except AuditStoreError:
-                raise
-            except Exception as exc:
-                if _is_db_error(exc):
-                    self._reset()
-                    raise AuditStoreError(f"postgres append failed: {exc}") from exc
-                raise
-            return row
+        with self._bounded("append") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+            head = conn.execute(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            row = build(head[0] + 1, head[1]) if head else build(1, GENESIS_HASH)
+            conn.execute(
+                "INSERT INTO audit_log (seq, time, kind, party, hash, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (row.seq, row.time, row.kind, row.party, row.hash, row.body),
+            )
+        return row
 
     def append_many(self, builds: Sequence[RowBuilder]) -> list[Row]:
         """Chain and insert a batch in one transaction under the advisory lock."""
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
-                    head = conn.execute(_HEAD_LINK).fetchone()
-                    seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS_HASH)
-                    rows = []
-                    for build in builds:
-                        row = build(seq + 1, prev)
-                        rows.append(row)
-                        seq, prev = row.seq, row.hash
-                    with conn.cursor() as cur:
-                        cur.executemany(
-                            "INSERT INTO audit_log (seq, time, kind, party, hash, body)"
-                            " VALUES (%s, %s, %s, %s, %s, %s)",
-                            [(r.seq, r.time, r.kind, r.party, r.hash, r.body) for r in rows],
-                        )
-            except AuditStoreError:
-                raise
-            except Exception as exc:
-                if _is_db_error(exc):
-                    self._reset()
-                    raise AuditStoreError(f"postgres append failed: {exc}") from exc
-                raise
-            return rows
+        with self._bounded("append") as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
+            head = conn.execute(_HEAD_LINK).fetchone()
+            seq, prev = (int(head[0]), head[1]) if head else (0, GENESIS_HASH)
+            rows = []
+            for build in builds:
+                row = build(seq + 1, prev)
+                rows.append(row)
+                seq, prev = row.seq, row.hash
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO audit_log (seq, time, kind, party, hash, body)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    [(r.seq, r.time, r.kind, r.party, r.hash, r.body) for r in rows],
+                )
+        return rows
 
     def head(self) -> Row | None:
-        with self._lock:
-            try:
-                found = self._connection().execute(_HEAD).fetchone()
-            except Exception as exc:
-                self._reset()
-                raise AuditStoreError(f"postgres read failed: {exc}") from exc
+        with self._bounded("read") as conn:
+            found = conn.execute(_HEAD).fetchone()
         return Row(int(found[0]), *found[1:]) if found else None
 
+    def ping(self) -> None:
+        """One round trip (for /readyz); AuditStoreError if the database does not answer."""
+        with self._bounded("ping") as conn:
+            conn.execute("SELECT 1").fetchone()
+
     def add_checkpoint(self, seq: int, jws: str) -> None:
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.transaction():
-                    conn.execute(
-                        "INSERT INTO audit_checkpoint (seq, jws) VALUES (%s, %s)"
-                        " ON CONFLICT (seq) DO NOTHING",
-                        (seq, jws),
-                    )
-            except Exception as exc:
-                self._reset()
-                raise AuditStoreError(f"postgres checkpoint failed: {exc}") from exc
+        with self._bounded("checkpoint") as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO audit_checkpoint (seq, jws) VALUES (%s, %s)"
+                " ON CONFLICT (seq) DO NOTHING",
+                (seq, jws),
+            )
 
     def checkpoints(self) -> list[tuple[int, str]]:
-        with self._lock:
-            try:
-                cur = self._connection().execute(
-                    "SELECT seq, jws FROM audit_checkpoint ORDER BY seq"
-                )
-                return [(int(s), str(j)) for s, j in cur.fetchall()]
-            except Exception as exc:
-                self._reset()
-                raise AuditStoreError(f"postgres read failed: {exc}") from exc
+        with self._bounded("read") as conn:
+            cur = conn.execute("SELECT seq, jws FROM audit_checkpoint ORDER BY seq")
+            return [(int(s), str(j)) for s, j in cur.fetchall()]
 
     def rows(
         self,
@@ -404,12 +431,8 @@ class PostgresAuditStore:
         limit: int | None = None,
     ) -> Iterator[Row]:
         sql, params = _select(since, until, party, kind, after_seq, limit, "%s")
-        with self._lock:
-            try:
-                fetched = self._connection().execute(sql, params).fetchall()
-            except Exception as exc:
-                self._reset()
-                raise AuditStoreError(f"postgres read failed: {exc}") from exc
+        with self._bounded("read") as conn:
+            fetched = conn.execute(sql, params).fetchall()
         return iter([Row(int(r[0]), *r[1:]) for r in fetched])
 
     def close(self) -> None:
@@ -421,13 +444,27 @@ class PostgresAuditStore:
             return self._conn
         import psycopg
 
+        ms = max(int(self.timeout * 1000), 1)
+        bounds: dict[str, Any] = {
+            "connect_timeout": max(int(self.connect_timeout + 0.999), 1),
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+        }
+        if "options" not in self.conninfo:
+            bounds["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+        conn = None
         try:
-            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
-            with conn.transaction():
+            conn = psycopg.connect(self.conninfo, autocommit=True, **bounds)
+            with socket_deadline(conn.pgconn.socket, self.timeout), conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_KEY,))
                 for stmt in _SCHEMA:
                     conn.execute(stmt.replace("INTEGER PRIMARY KEY", "BIGINT PRIMARY KEY"))
         except psycopg.Error as exc:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
             raise AuditStoreError(f"cannot connect to audit database: {exc}") from exc
         self._conn, self._pid = conn, os.getpid()
         return conn
@@ -441,10 +478,13 @@ class PostgresAuditStore:
         self._conn = None
 
 
-def open_audit_store(url: str) -> AuditStore:
-    """`sqlite:///path/to/audit.db` (or a bare path), `postgresql://...`, or `null:`."""
+def open_audit_store(url: str, *, timeout: float = 2.0, connect_timeout: float = 2.0) -> AuditStore:
+    """`sqlite:///path/to/audit.db` (or a bare path), `postgresql://...`, or `null:`.
+
+    `timeout` / `connect_timeout` bound each PostgreSQL call (audit.timeout, audit.connect_timeout).
+    """
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresAuditStore(url)
+        return PostgresAuditStore(url, timeout=timeout, connect_timeout=connect_timeout)
     if url == "null:":
         return NullAuditStore()
     return SqliteAuditStore(url.removeprefix("sqlite:///").removeprefix("sqlite://"))

@@ -28,7 +28,7 @@ class TrustClient:
         *,
         http: httpx.Client | None = None,
         ahttp: httpx.AsyncClient | None = None,
-        timeout: float = 10.0,
+        timeout: float | httpx.Timeout = 10.0,
         scope: str = "iSHARE",
         clock: Any = time.time,
         resolve_party: Callable[[str], str] | None = None,
@@ -44,6 +44,13 @@ class TrustClient:
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
         self._party_ids: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def bounded(self, seconds: float) -> httpx.Timeout:
+        """This client's connect/read timeouts, the read (and pool) capped at `seconds`."""
+        base = self._timeout if isinstance(self._timeout, httpx.Timeout) else None
+        connect = base.connect if base is not None and base.connect else min(seconds, 10.0)
+        read = min(seconds, base.read) if base is not None and base.read else seconds
+        return httpx.Timeout(read, connect=connect, pool=read)
 
     def token_form(self, party_id: str) -> dict[str, str]:
         """The form fields of a POST /connect/token to the party `party_id`."""

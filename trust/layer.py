@@ -49,12 +49,14 @@ class TrustLayer:
         require_dataspace: str | None = None,
         clock: Any = time.time,
         resolve_party: Any = None,
+        client_timeout: Any = 10.0,
         replay: ReplayStore | None = None,
         token_keys: TokenKeyStore | None = None,
     ) -> None:
         """`replay` and `token_keys` (e.g. the shared PostgreSQL state) replace the SQLite replay
         cache at `replay_db_path` and the single key file at `access_token_key_path`."""
         self.resolve_party = resolve_party
+        self.client_timeout = client_timeout  # seconds or an httpx.Timeout, for outbound calls
         self.identity = identity
         self.trusted_sha256 = {normalise_fingerprint(f) for f in trusted_sha256}
         self.directory = directory
@@ -171,6 +173,7 @@ class TrustLayer:
                 self.trusted_sha256,
                 clock=self._clock,
                 resolve_party=self.resolve_party,
+                timeout=self.client_timeout,
             )
         return self._client
 

@@ -27,6 +27,7 @@ from trust.errors import (
     NotFound,
     RegistryUnavailable,
     TrustError,
+    UpstreamError,
 )
 from trust.ishare_jwt import create_signed_response, verify_signed_response
 from trust.pki import (
@@ -37,6 +38,7 @@ from trust.pki import (
     validate_party_id,
     x5t_s256,
 )
+from trust.single_flight import SingleFlight
 
 DSGO_DATASPACE = "EU.DS.NL.DSGO"
 STATUSES = ("Active", "Pending", "NotActive", "Revoked")
@@ -491,14 +493,29 @@ class RegistryClient:
         *,
         http: httpx.Client | None = None,
         clock: Any = time.time,
+        timeout: float = 3.0,
+        negative_seconds: float = 5.0,
     ) -> None:
         self.url = url.rstrip("/")
+        # Bounds (issue 17): each call connects and reads within `timeout`; concurrent lookups of
+        # one key share one call; unknown parties and failures are remembered `negative_seconds`.
+        self.timeout = timeout
+        self.negative_seconds = negative_seconds
+        self._flight = SingleFlight(
+            negative_seconds,
+            clock=clock,
+            copy_error=lambda e: (
+                RegistryUnavailable(e.check, e.description)
+                if isinstance(e, RegistryUnavailable)
+                else e
+            ),
+        )
         self.registry_party_id = registry_party_id
         self.trusted_sha256 = set(trusted_sha256)
         self.identity = identity
         self.cache_seconds = cache_seconds
         self._clock = clock
-        self._client = TrustClient(identity, self.trusted_sha256, http=http)
+        self._client = TrustClient(identity, self.trusted_sha256, http=http, timeout=timeout)
         self._parties: dict[str, tuple[float, Party | None]] = {}
         self._trusted: tuple[float, list[TrustedCA]] | None = None
         self._lock = threading.Lock()
@@ -510,6 +527,9 @@ class RegistryClient:
             hit = self._parties.get(party_id)
         if hit and hit[0] > now:
             return hit[1]
+        return self._flight.do(("party", party_id), lambda: self._fetch_party(party_id, now))
+
+    def _fetch_party(self, party_id: str, now: float) -> Party | None:
         resp = self._get(f"/parties/{party_id}")
         party = None
         if resp.status_code != 404:
@@ -517,12 +537,21 @@ class RegistryClient:
             party = Party.from_info(info)
             if not party.known_as(party_id):
                 raise RegistryUnavailable("party_info", "registry answered for another party")
+        # An unknown party is asked again soon (it may be registered any moment).
+        ttl = (
+            self.cache_seconds
+            if party is not None
+            else min(self.negative_seconds, self.cache_seconds)
+        )
         with self._lock:
-            self._parties[party_id] = (now + self.cache_seconds, party)
+            self._parties[party_id] = (now + ttl, party)
         return party
 
     def list_parties(self) -> list[Party]:
         """Every Active party the registry lists (all pages); callers cache the result."""
+        return self._flight.do(("parties",), self._fetch_parties)
+
+    def _fetch_parties(self) -> list[Party]:
         out: list[Party] = []
         page = 1
         while page <= MAX_LIST_PAGES:
@@ -543,6 +572,9 @@ class RegistryClient:
         now = self._clock()
         if self._trusted and self._trusted[0] > now:
             return self._trusted[1]
+        return self._flight.do(("trusted_list",), lambda: self._fetch_trusted(now))
+
+    def _fetch_trusted(self, now: float) -> list[TrustedCA]:
         items = self._verified(self._get("/trusted_list"), "trusted_list_token", "trusted_list")
         try:
             entries = [TrustedCA(**_pick(i, TrustedCA)) for i in items]
@@ -566,10 +598,23 @@ class RegistryClient:
                 self._trusted = None
             else:
                 self._parties.pop(party_id, None)
+        self._flight.forget(None if party_id is None else ("party", party_id))
+
+    def failing(self) -> dict[str, str]:
+        """Lookups that failed within negative_seconds (for /readyz)."""
+        return {"/".join(k): reason for k, reason in self._flight.failing().items()}
 
     def _get(self, path: str) -> httpx.Response:
         try:
             return self._client.request("GET", self.url, path, party_id=self.registry_party_id)
+        except (httpx.TimeoutException, UpstreamError) as exc:
+            if isinstance(exc, UpstreamError) and not isinstance(
+                exc.__cause__, httpx.TimeoutException
+            ):
+                raise RegistryUnavailable("registry_request", str(exc)) from exc
+            raise RegistryUnavailable(
+                "registry_timeout", f"{self.url} did not answer within {self.timeout:g} s"
+            ) from exc
         except (httpx.HTTPError, TrustError) as exc:
             raise RegistryUnavailable("registry_request", str(exc)) from exc
 

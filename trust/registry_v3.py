@@ -43,17 +43,19 @@ class VersionedRegistryClient(RegistryClient):
     def version(self) -> str:
         """The iSHARE version this client speaks with the registry (discovered once)."""
         if self._version is None:
-            resp = self._get("/trustedList")
-            if resp.status_code == 200:
-                self._version = V3
-            elif resp.status_code in (404, 405):
-                self._version = V2
-            else:
-                raise RegistryUnavailable(
-                    "registry_version",
-                    f"cannot tell the registry's version: HTTP {resp.status_code}",
-                )
+            # One discovery for all concurrent callers, its failure remembered (issue 17).
+            self._version = self._flight.do(("version",), self._discover_version)
         return self._version
+
+    def _discover_version(self) -> str:
+        resp = self._get("/trustedList")
+        if resp.status_code == 200:
+            return V3
+        if resp.status_code in (404, 405):
+            return V2
+        raise RegistryUnavailable(
+            "registry_version", f"cannot tell the registry's version: HTTP {resp.status_code}"
+        )
 
     def get_party(self, party_id: str) -> Party | None:
         if self.version == V2:
@@ -63,6 +65,9 @@ class VersionedRegistryClient(RegistryClient):
             hit = self._parties.get(party_id)
         if hit and hit[0] > now:
             return hit[1]
+        return self._flight.do(("party3", party_id), lambda: self._fetch_party3(party_id, now))
+
+    def _fetch_party3(self, party_id: str, now: float) -> Party | None:
         resp = self._get(f"/parties/{party_id}")
         party = None
         if resp.status_code != 404:
@@ -98,6 +103,9 @@ class VersionedRegistryClient(RegistryClient):
         now = self._clock()
         if self._trusted and self._trusted[0] > now:
             return self._trusted[1]
+        return self._flight.do(("trusted_list3",), lambda: self._fetch_trusted3(now))
+
+    def _fetch_trusted3(self, now: float) -> list[TrustedCA]:
         resp = self._get("/trustedList")
         entries = trusted_list_from_v3(self._verified(resp, TRUSTED_KEY, TRUSTED_CLAIM))
         self._trusted = (now + self.cache_seconds, entries)

@@ -1,4 +1,4 @@
-"""`python -m node.cli`: the same as `dsgo` (examples/demo.py runs the CLI this way)."""
+"""`python -m node.cli`: the `dsgo` command."""
 
 import sys
 

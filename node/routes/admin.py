@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.auth import authenticate
+from node.disk import lock_spool
 from node.enforcement import ADMIN
 from node.errors import BadRequest, NodeError
 from node.iri import check_dataset_name
@@ -40,6 +41,7 @@ def admin_routes(rt: Runtime, run_sync=None) -> list[Route]:
         fmt = format_for(f"upload.{request.query_params.get('format', '')}", media or None)
         # Spool to disk so a large upload never sits in memory, then load atomically.
         with tempfile.NamedTemporaryFile(dir=rt.settings.data_dir, suffix=".upload") as spool:
+            lock_spool(spool.fileno())  # in use: start-up cleanup of other workers skips it
             size = 0
             async for chunk in request.stream():
                 size += len(chunk)

@@ -26,6 +26,8 @@ def catalog_routes(rt: Runtime) -> list[Route]:
             request.headers.get("accept"), RESOURCE_TYPES, request.query_params.get("format")
         )
         views = await run_in_threadpool(visible, rt, caller.party_id if caller else None)
+        if caller is not None:  # one audit entry per authenticated read (issue 17)
+            await run_in_threadpool(rt.enforcer.catalog_read, caller, [v.info.graph for v in views])
         if media == HTML:
             body = _html(rt, [v.info for v in views])
         else:

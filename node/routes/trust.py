@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,6 +22,12 @@ MAX_FORM_BYTES = 64 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+async def _on(pool: Executor | None, fn: Callable[..., Any], *args: Any) -> Any:
+    if pool is None:
+        return await run_in_threadpool(fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
 class AnyMethod:
     """An endpoint that the router hands every HTTP method (it refuses the ones it does not take)."""
 
@@ -32,11 +41,15 @@ class AnyMethod:
 TokenHook = Callable[[str, str | None, str | None, str | None], None]
 
 
-def trust_routes(layer: TrustLayer, on_token: TokenHook | None = None) -> list[Route]:
+def trust_routes(
+    layer: TrustLayer, on_token: TokenHook | None = None, pool: Executor | None = None
+) -> list[Route]:
     """Routes for the node's trust endpoints; registry routes only when `layer.registry` is set.
 
     `on_token(outcome, client_id, jti, reason)` records every token issued or refused; it may
-    raise to stop the token from being handed out (the audit log fails closed).
+    raise to stop the token from being handed out (the audit log fails closed). Token requests
+    (which look parties up at the registry) run on `pool`, so a hung registry never takes the
+    threads other routes share.
     """
     record = on_token or (lambda outcome, client_id, jti, reason: None)
 
@@ -58,7 +71,7 @@ def trust_routes(layer: TrustLayer, on_token: TokenHook | None = None) -> list[R
         fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
         client_id = next((v for k, v in fields if k == "client_id"), None)
         try:
-            result = await run_in_threadpool(layer.token_response, fields)
+            result = await _on(pool, layer.token_response, fields)
         except TrustError as exc:
             await run_in_threadpool(record, "token_refused", client_id, None, exc.description)
             raise

@@ -17,8 +17,8 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from node.enforcement import Caller, decision_event
-from node.errors import ProtocolError
+from node.enforcement import Caller, request_record
+from node.errors import ProtocolError, QueryTimeout
 from node.exchange import exchange_for
 from node.negotiation import (
     RDF_TYPES,
@@ -88,26 +88,34 @@ def answer_query(
     decisions: list[Decision] = []
     calls: list[AuditEvent] = []
     scope_seen: list[Scope] = []
+    detail: dict[str, Any] = {"person": caller.person} if caller.person else {}
+
+    def record(size: int | None, more: dict[str, Any]) -> AuditEvent:
+        # One entry per request (issue 17): the decision and the query in one record.
+        query = AuditEvent(
+            kind="query",
+            party=caller.party_id,
+            target="sparql",
+            action=DSGO_QUERY,
+            token_jti=caller.jti,
+            query_hash=hashlib.sha256(req.query.encode()).hexdigest(),
+            datasets=touched_datasets(rt, scope_seen[0]) if scope_seen else (),
+            result_size=size,
+            detail={**detail, **more},
+        )
+        return request_record(decisions, query)
+
     try:
         answer = _run(
             rt, caller, req, accept, fmt, deadline, evidence, decisions, calls, scope_seen
         )
-    except BaseException:
+    except BaseException as exc:
         if decisions or calls:
-            rt.audit.append_all([*(decision_event(d) for d in decisions), *calls])
+            code = "query_timeout" if isinstance(exc, QueryTimeout) else None
+            failed = {"error": code or getattr(exc, "code", None) or type(exc).__name__}
+            rt.audit.append_all([record(None, failed), *calls])
         raise
-    query = AuditEvent(
-        kind="query",
-        party=caller.party_id,
-        target="sparql",
-        action=DSGO_QUERY,
-        token_jti=caller.jti,
-        query_hash=hashlib.sha256(req.query.encode()).hexdigest(),
-        datasets=touched_datasets(rt, scope_seen[0]) if scope_seen else (),
-        result_size=answer.size,
-        detail={"person": caller.person} if caller.person else {},
-    )
-    rt.audit.append_all([*(decision_event(d) for d in decisions), *calls, query])
+    rt.audit.append_all([record(answer.size, {}), *calls])
     return answer
 
 

@@ -12,6 +12,7 @@ so replaced versions are removed later, off the request path.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 import pyoxigraph as ox
 
+from node.disk import DiskFull, is_disk_full, remove_bulk_files
 from node.iri import META_GRAPH, check_dataset_name, dataset_iri
 from node.sparql.outline import QueryOutline, outline
 from node.sparql.rewrite import with_physical_graphs
@@ -43,6 +45,8 @@ from node.store.base import (
 from node.store.inputs import Progress, _line_of, _open_input, _reason_of
 from node.store.merge import MERGE_PREFIX, GraphKey, merge_update
 
+_log = logging.getLogger("dsgo.store")
+
 GC_DELAY = 2.0  # seconds before a replaced version is removed
 
 # Above this many dataset graphs a subject lookup scans all graphs once instead of seeking each.
@@ -59,6 +63,7 @@ class OxigraphStore:
 
     def __init__(self, base_iri: str, path: Path | None):
         self.base_iri = base_iri
+        self.path = path
         if path is not None:
             path.mkdir(parents=True, exist_ok=True)
         try:
@@ -124,15 +129,27 @@ class OxigraphStore:
                 self._discard(physical)
                 raise LoadError(file_label, _line_of(exc), _reason_of(exc)) from None
             except (OSError, ValueError) as exc:
-                self._discard(physical)
+                self._failed_load(physical)
+                if is_disk_full(exc):  # the disk's fault, not the client's: 507, not 400
+                    raise DiskFull(f"loading {file_label}", exc) from None
                 raise LoadError(file_label, None, str(exc)) from None
             except BaseException:
-                self._discard(physical)
+                self._failed_load(physical)
                 raise
             self._switch(name, graph, physical, count)
             self._compact_due = True
         self._collect_garbage()
         return DatasetInfo(name, graph, count, datetime.now(UTC))
+
+    def _failed_load(self, physical: str) -> None:
+        """A failed bulk load: drop its graph and the `bulk-*.sst` files it left (write lock held)."""
+        try:
+            self._discard(physical)
+        except (OSError, RuntimeError) as exc:  # a full disk may refuse the marker too
+            _log.warning("could not mark the failed load %s for removal: %s", physical, exc)
+        finally:
+            if self.path is not None:
+                remove_bulk_files(self.path)
 
     def append(self, name: str, triples: list[ox.Triple]) -> DatasetInfo:
         """Add triples to a dataset (creating it), e.g. a new provenance record; one transaction."""
