@@ -8,6 +8,8 @@ DEVOP := tools/dev-op/node_modules/.package-lock.json
 # Browser assets (YASGUI, Swagger UI) vendored from npm into package data: no page loads from
 # another host. npm installs into web/node_modules only (never globally).
 ASSETS := node/static/vendor/.installed
+# Test files run on this many workers (pytest-xdist); 1 runs them in order in one process.
+TEST_WORKERS ?= 3
 
 .PHONY: all install assets demo test bench lint format clean
 
@@ -39,7 +41,7 @@ demo: $(STAMP) $(ASSETS) $(DEVOP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP) $(ASSETS) $(DEVOP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

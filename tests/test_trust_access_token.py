@@ -67,7 +67,7 @@ def test_verify_and_cache_until_exp(key):
     clock.t = 1000 + 3600
     with pytest.raises(InvalidToken) as e:
         verifier.verify(issued.access_token)  # cached, but expired now
-    assert e.value.check == "token_expired" and e.value.status == 401
+    assert e.value.check == "token_expired" and e.value.error == "invalid_token"
 
 
 def test_expired_uncached(key):
@@ -102,7 +102,7 @@ def test_other_node_token_rejected(key, tmp_path):
 def test_missing_or_malformed(key, token):
     with pytest.raises(InvalidToken) as e:
         AccessTokenVerifier(NODE, key.public_key()).verify(token)
-    assert e.value.status == 401
+    assert e.value.error == "invalid_token"
 
 
 def test_ishare_jwt_is_not_an_access_token(key):
