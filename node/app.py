@@ -63,6 +63,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
         rt.audit.start_keeper(_witness_push(rt))
         warmer = Warmer(rt).start() if settings.warm_up else None
+        app.state.warmer = warmer
         task = None
         if run_sync is not None and settings.sync_interval > 0:
             task = asyncio.create_task(_sync_loop(run_sync, settings.sync_interval))

@@ -3,6 +3,7 @@ planner and the guard; edits keep it true to the edited text; a request tokenize
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pyoxigraph as ox
@@ -119,6 +120,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> InProcessNode:
 @pytest.fixture(scope="module")
 def http(node: InProcessNode) -> Iterator[TestClient]:
     with TestClient(node.app, base_url=BASE, raise_server_exceptions=False) as client:
+        # The warm-up (merge plans, VoID counts) runs queries of its own: let it finish first.
+        warmer = node.app.state.warmer
+        deadline = time.monotonic() + 60
+        while warmer.warmed != node.rt.store.version() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert warmer.warmed == node.rt.store.version(), "the warm-up did not finish"
         yield client
 
 
