@@ -1,12 +1,20 @@
 """`make demo` as a newcomer runs it: the demo sets up its five parties, tells its stories, and
-keeps serving; the builder's catalog is then checked against the DCAT-AP 3.0.0 SHACL shapes as
-an anonymous caller and as the renovator, and the demo stops cleanly on Ctrl+C.
+keeps serving. Then, against the running demo:
+
+- the builder's catalog is checked against the DCAT-AP 3.0.0 SHACL shapes as an anonymous caller
+  and as the renovator;
+- a person in a real browser (Debian Chromium, playwright) logs in through the demo's OpenID
+  Provider as the renovator's employee and sees the duplex's building overview (wall areas, the
+  living rooms' 30.14 m² / 71.39 m³), runs the federated CO2 query in the renovator's SPARQL
+  editor, and, logged in as the auditor, sees the derived dataset's trace drawn as a graph;
+- the demo stops cleanly on Ctrl+C.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +115,113 @@ def test_builder_catalog_is_dcat_ap_3_for_anonymous_and_the_renovator(demo: Demo
     g = rdflib.Graph().parse(data=as_renovator.text, format="turtle")
     datasets = set(g.subjects(rdflib.RDF.type, rdflib.URIRef("http://www.w3.org/ns/dcat#Dataset")))
     assert datasets, "the renovator sees no dataset in the builder's catalog"
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+OUT = Path(__file__).parent / "out"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _logged_in(browser, node: str, user: str, next_path: str, outside: list[str]):
+    """A browser context with `user` logged in at `node` through the demo's provider."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(120_000)
+    page = context.new_page()
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith("http://127.0.0.1:") else None,
+    )
+    page.goto(f"{node}/login?next={next_path}")
+    page.get_by_role("link", name="Log in with the development provider", exact=True).click()
+    page.wait_for_url(re.compile(r"/interaction/"))
+    page.fill("input[name=login]", user)
+    page.fill("input[name=password]", "demo")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{node}{next_path}*")
+    return context, page
+
+
+def test_a_person_logs_in_and_sees_the_building(demo: Demo, browser) -> None:
+    outside: list[str] = []
+    builder = demo.url("builder")
+    context, page = _logged_in(browser, builder, "rita", "/ui/building/bim", outside)
+    try:
+        OUT.mkdir(exist_ok=True)
+        living = page.locator("tr", has_text="A102").first
+        text = " ".join(living.inner_text().split())
+        assert "30.14 m²" in text and "71.39 m³" in text, text
+        b102 = " ".join(page.locator("tr", has_text="B102").first.inner_text().split())
+        assert "30.14 m²" in b102 and "71.39 m³" in b102, b102
+        walls = page.locator("#walls tbody tr")
+        assert walls.count() > 0 and "m²" in walls.first.inner_text()
+        page.screenshot(path=str(OUT / "demo-building.png"), full_page=True)
+        assert outside == [], outside
+    finally:
+        context.close()
+
+
+def test_the_renovator_runs_the_federated_query_in_the_editor(demo: Demo, browser) -> None:
+    from test_browser import CO2_QUERY
+
+    outside: list[str] = []
+    renovator, builder = demo.url("renovator"), demo.url("builder")
+    context, page = _logged_in(browser, renovator, "rita", "/ui/sparql", outside)
+    try:
+        page.wait_for_selector(".yasqe .CodeMirror")
+        query = CO2_QUERY.replace("@BUILDER@", builder)
+        page.evaluate("(q) => window.dsgoYasgui.getTab().getYasqe().setValue(q)", query)
+        page.locator(".yasqe_queryButton").click()
+        page.wait_for_function(
+            "() => /rows in/.test(document.getElementById('sparql-status').textContent)",
+            timeout=180_000,
+        )
+        table = page.locator(".yasr table.dataTable, .yasr table").first
+        table.wait_for()
+        text = table.inner_text()
+        assert "30.14" in text and "71.39" in text, text
+        page.screenshot(path=str(OUT / "demo-sparql.png"), full_page=True)
+        assert outside == [], outside
+    finally:
+        context.close()
+
+
+def test_the_auditor_sees_the_trace_as_a_graph(demo: Demo, browser) -> None:
+    outside: list[str] = []
+    renovator = demo.url("renovator")
+    context, page = _logged_in(browser, renovator, "aude", "/ui/audit", outside)
+    try:
+        page.fill("input[name=iri]", f"{renovator}/id/co2-summary/A102")
+        page.get_by_role("button", name="Show").click()
+        svg = page.locator("svg.trace")
+        svg.wait_for()
+        labels = svg.locator("text").all_text_contents()
+        assert "co2-summary" in " ".join(labels), labels
+        assert "wasDerivedFrom" in labels, labels
+        page.screenshot(path=str(OUT / "demo-trace.png"), full_page=True)
+        assert outside == [], outside
+    finally:
+        context.close()
 
 
 def test_the_demo_stops_on_ctrl_c(demo: Demo) -> None:
