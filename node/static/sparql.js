@@ -6,9 +6,12 @@
   var root = document.getElementById("yasgui");
   var status = document.getElementById("sparql-status");
   var endpoint = window.location.origin + "/sparql";
+  // A login session's POSTs carry its CSRF token (a bearer-token caller gets none and needs none).
+  var csrf = root.getAttribute("data-csrf");
+  var headers = csrf ? { "X-CSRF-Token": csrf } : {};
   Yasgui.Yasqe.defaults.autocompleters = ["prefixes", "variables"]; // nothing fetched elsewhere
   var yasgui = new Yasgui(root, {
-    requestConfig: { endpoint: endpoint, method: "POST" },
+    requestConfig: { endpoint: endpoint, method: "POST", headers: headers },
     copyEndpointOnNewTab: false,
     endpointCatalogueOptions: {
       getData: function () {

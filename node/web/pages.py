@@ -27,6 +27,7 @@ from node.store import UnknownDataset
 from node.web import audit_page, policy_page
 from node.web.building import read_overview, render_overview
 from node.web.common import caller_of, html_response
+from node.web.csrf import csrf_token
 from node.web.provenance_panel import provenance_section
 from vocab.namespaces import BOT, RDF_TYPE
 
@@ -70,7 +71,8 @@ def web_routes(rt: Runtime) -> list[Route]:
             "its policies let you read. <code>SERVICE &lt;…/sparql&gt;</code> reaches other "
             "nodes the same way.</p>"
             '<p id="sparql-status" class="ok" data-truncated="">Ready.</p>'
-            f'<div id="yasgui" data-query="{escape(query, quote=True)}"></div>'
+            f'<div id="yasgui" data-query="{escape(query, quote=True)}" '
+            f'data-csrf="{escape(csrf_token(request), quote=True)}"></div>'
         )
         body = render_page(
             f"{rt.settings.party_name}: SPARQL",
