@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,5 +306,13 @@ def test_database_down_is_a_json_503_and_the_hosts_recover(cluster: Cluster) -> 
     finally:
         cluster.pg.start()
     for host in (1, 2):
-        assert cluster.token_request(host, cluster.form(cluster.guest_config)).status_code == 200
+        # Recovery takes a breaker cool-down (1 s) and fresh connections: seconds, not one call.
+        deadline = time.monotonic() + 30
+        status = 0
+        while time.monotonic() < deadline:
+            status = cluster.token_request(host, cluster.form(cluster.guest_config)).status_code
+            if status == 200:
+                break
+            time.sleep(0.5)
+        assert status == 200, f"host {host} did not recover within 30 s"
         assert cluster.get(host, guest).status_code == 403  # the policies answer again
