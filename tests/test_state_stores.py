@@ -357,8 +357,11 @@ def test_registry_find_and_trusted_list(hosts, party_cert) -> None:
     ca, _ = party_cert
     reg = hosts.registry()
     for pid, name in [("EU.EORI.NL000000002", "Beta"), (ABC, "Alpha"), (OWNER, "Gamma")]:
-        reg.add_party(pid, name)
+        reg.add_party(pid, name, also_known_as=["did:web:alpha.example"] if pid == ABC else [])
     assert [p.party_id for p in reg.find_parties()] == sorted([ABC, OWNER, "EU.EORI.NL000000002"])
+    # the alsoKnownAs filter (iSHARE 3.0 /parties) on both backends
+    assert [p.party_id for p in reg.find_parties(also_known_as="did:web:alpha.example")] == [ABC]
+    assert reg.find_parties(also_known_as="did:web:nobody.example") == []
     assert [p.name for p in reg.find_parties(name="*a")] == ["Alpha", "Beta", "Gamma"]
     assert [p.party_id for p in reg.find_parties(party_id="*03")] == [OWNER]
     entry = reg.add_trusted_ca(ca.root_cert)

@@ -328,10 +328,9 @@ class Registry:
         also_known_as: str | None = None,
     ) -> list[Party]:
         """Parties matching id / name patterns (`*` wildcard) and an alsoKnownAs id, by id."""
-        rows = self._conn().execute("SELECT doc FROM party ORDER BY party_id").fetchall()
         now = dt.datetime.now(dt.UTC)
         out = []
-        for (doc,) in rows:
+        for doc in self._party_docs():
             p = Party.from_info(orjson.loads(doc))
             if party_id and not fnmatch.fnmatchcase(p.party_id, party_id):
                 continue
@@ -343,6 +342,11 @@ class Registry:
                 continue
             out.append(p)
         return out
+
+    def _party_docs(self) -> list[str]:
+        """Every party record as stored (JSON), in party-id order: the one storage-specific step
+        of find_parties."""
+        return [doc for (doc,) in self._conn().execute("SELECT doc FROM party ORDER BY party_id")]
 
     def add_trusted_ca(
         self,

@@ -6,9 +6,6 @@ from any host, at the next request (LocalDirectory caches nothing).
 
 from __future__ import annotations
 
-import datetime as dt
-import fnmatch
-
 import orjson
 from cryptography import x509
 
@@ -48,25 +45,12 @@ class PostgresRegistry(Registry):
         )
         return Party.from_info(orjson.loads(found[0])) if found else None
 
-    def find_parties(
-        self, *, party_id: str | None = None, name: str | None = None, active_only: bool = False
-    ) -> list[Party]:
-        """Parties matching id / name patterns (`*` wildcard), sorted by id."""
+    def _party_docs(self) -> list[str]:
+        """Every party record as stored, in party-id order (byte order, as SQLite sorts)."""
         rows = self.state.run(
             lambda c: c.execute('SELECT doc FROM party ORDER BY party_id COLLATE "C"').fetchall()
         )
-        now = dt.datetime.now(dt.UTC)
-        out = []
-        for (doc,) in rows:
-            p = Party.from_info(orjson.loads(doc))
-            if party_id and not fnmatch.fnmatchcase(p.party_id, party_id):
-                continue
-            if name and not fnmatch.fnmatch(p.name.lower(), name.lower()):
-                continue
-            if active_only and not p.is_active(now):
-                continue
-            out.append(p)
-        return out
+        return [doc for (doc,) in rows]
 
     def add_trusted_ca(
         self,
