@@ -299,7 +299,11 @@ class SignedExchangeMiddleware:
         ex = exchange_for(self.rt)
         headers = _headers(scope)
         signature = headers.get(SIGNATURE_HEADER)
-        party = ex.token_party(headers.get("authorization"), self.rt.layer)
+        authorization = headers.get("authorization")
+        if signature is None and (not ex.sign or authorization is None):
+            await self.app(scope, receive, send)  # nothing to verify, no party to sign for
+            return
+        party = ex.token_party(authorization, self.rt.layer)
         method = scope["method"]
         target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
