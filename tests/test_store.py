@@ -92,3 +92,29 @@ def test_reopen_after_close_and_old_versions_are_removed(tmp_path: Path) -> None
         assert isinstance(again.raw, ox.Store)
     finally:
         again.close()
+
+
+def test_close_while_old_versions_are_being_removed_releases_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short-lived process (dsgo sync) closes while the collector removes a big old version;
+    the next process must find the store free, not locked by a removal still in flight."""
+    import node.store.oxigraph as embedded
+
+    nt = format_for("x.nt")
+    big = b"".join(b'<http://e/s%d> <http://e/p> "%d" .\n' % (i, i) for i in range(150_000))
+    path = tmp_path / "store"
+    s = OxigraphStore(BASE, path)
+    s.replace_dataset("a", big, nt)
+    s.close()  # before the first version is garbage
+    for attempt in range(3):  # each round: a version marked garbage, a reopen, a quick close
+        s = OxigraphStore(BASE, path)
+        monkeypatch.setattr(embedded, "GC_DELAY", 0.0)
+        s.replace_dataset("a", big if attempt % 2 else V2, nt)
+        s.close()
+        monkeypatch.setattr(embedded, "GC_DELAY", 0.0)
+        s = OxigraphStore(BASE, path)  # the collector starts removing the replaced version
+        time.sleep(0.05 * attempt)
+        s.close()
+        again = OxigraphStore(BASE, path)  # raises StoreLocked if the removal still holds it
+        again.close()

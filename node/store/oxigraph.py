@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +76,7 @@ class OxigraphStore:
             raise StoreError(f"cannot open the store at {path}: {exc}") from None
         self._write_lock = threading.Lock()
         self._closed = False
+        self._stopping = threading.Event()  # wakes the collector's wait when the store closes
         self._version = 0
         self._to_physical: dict[str, str] = {}
         self._to_stable: dict[str, str] = {}
@@ -247,11 +247,17 @@ class OxigraphStore:
     def close(self) -> None:
         """Flush and release the RocksDB handle (and its lock) so the store can be reopened."""
         self._closed = True
+        self._stopping.set()
         collector = self._collector
-        if collector is not None and collector.is_alive():
-            # removal resumes at the next start if cut short; a compaction runs to its end
-            # (it holds the store open, so a reopen right after close would find it locked)
-            collector.join(timeout=None if self._compacting else 0.1)
+        if (
+            collector is not None
+            and collector.is_alive()
+            and collector is not threading.current_thread()
+        ):
+            # Removal resumes at the next start if cut short. Wait for the step in flight: while
+            # it runs it holds the RocksDB handle, and another process (the next `dsgo sync`)
+            # would find the store locked. The wait between steps is cut short by _stopping.
+            collector.join()
         store = getattr(self, "_store", None)
         if store is None:
             return
@@ -392,8 +398,7 @@ class OxigraphStore:
             physical = rows[0]["p"]
             try:
                 # Give queries that started on the old version time to finish first.
-                time.sleep(GC_DELAY)
-                if self._closed:
+                if self._stopping.wait(GC_DELAY) or self._closed:
                     return False
                 self._store.remove_graph(physical)
                 self._store.update(
