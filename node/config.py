@@ -76,6 +76,7 @@ class Bounds:
     remote_connect_timeout: float = 2.0  # federation.connect_timeout
     remote_read_timeout: float = 10.0  # federation.read_timeout (capped by the query timeout)
     max_in_flight: int = 256  # server.max_in_flight: requests admitted at once per worker
+    federated_threads: int = 32  # federation.threads: SERVICE queries waiting on remotes at once
     retry_after: int = 1  # server.retry_after: seconds, sent with every 503
     min_free_mb: int = 256  # node.min_free_mb: /readyz fails below this free space
 
@@ -426,6 +427,7 @@ def _bounds(
         remote_connect_timeout=positive(federation, "federation.connect_timeout", 2.0),
         remote_read_timeout=positive(federation, "federation.read_timeout", 10.0),
         max_in_flight=_int(server, "server.max_in_flight", 256, 1, 1_000_000),
+        federated_threads=_int(federation, "federation.threads", 32, 1, 1024),
         retry_after=_int(server, "server.retry_after", 1, 1, 3600),
         min_free_mb=_int(node, "node.min_free_mb", 256, 0, 10**9),
     )

@@ -24,7 +24,12 @@ from trust.peers import Peer
 if TYPE_CHECKING:
     from node.exchange import Exchange
 
-__all__ = ["RemoteFetchError", "RemoteResource", "fetch_resource", "post_sparql"]
+__all__ = ["REMOTE_SHARE", "RemoteFetchError", "RemoteResource", "fetch_resource", "post_sparql"]
+
+REMOTE_SHARE = 0.75
+"""Calls to other nodes may use this share of the query timeout (federation.read_timeout is cut
+to it); the rest is for the local evaluation, so a hung remote is the named 504 well before
+the query's own 503 (issue 17)."""
 
 
 class RemoteFetchError(Exception):

@@ -12,6 +12,7 @@ import httpx
 
 from node.config import ConfigError, Settings
 from node.enforcement import Enforcer, decision_event
+from node.outbound import REMOTE_SHARE
 from node.state import audit_url, open_policies, open_registry, open_replay, open_token_keys
 from node.store import Store, open_store
 from trust.audit import AuditEvent, AuditLog
@@ -61,6 +62,11 @@ class Runtime:
     lookups: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="lookup")
     )
+    # Queries with SERVICE wait on other nodes here, not in a query slot (federation.threads;
+    # node/service/dispatch.py).
+    federated: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="federated")
+    )
 
     def record(self, event: AuditEvent) -> None:
         """Append to the audit log; raises AuditUnavailable so the guarded action is not performed."""
@@ -73,6 +79,7 @@ class Runtime:
         self.audit.stop_keeper()
         self.queries.shutdown(wait=False, cancel_futures=True)
         self.lookups.shutdown(wait=False, cancel_futures=True)
+        self.federated.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
 
@@ -212,13 +219,18 @@ def build_runtime(settings: Settings, store: Store | None = None) -> Runtime:
         peers=peers,
         witness=WitnessStore(settings.data_dir / "witness.sqlite", identity, roots),
         lookups=ThreadPoolExecutor(settings.bounds.registry_threads, thread_name_prefix="lookup"),
+        federated=ThreadPoolExecutor(
+            settings.bounds.federated_threads, thread_name_prefix="federated"
+        ),
     )
 
 
 def remote_timeout(settings: Settings) -> httpx.Timeout:
     """Connect and read timeouts for calls to other nodes (federation.connect/read_timeout)."""
     b = settings.bounds
-    read = min(b.remote_read_timeout, settings.query_timeout or b.remote_read_timeout)
+    read = min(
+        b.remote_read_timeout, REMOTE_SHARE * (settings.query_timeout or b.remote_read_timeout)
+    )
     return httpx.Timeout(read, connect=b.remote_connect_timeout)
 
 

@@ -17,7 +17,8 @@ from node.evidence import HEADER as EVIDENCE_HEADER
 from node.evidence import evidence_from
 from node.negotiation import content_type, decode_request_body
 from node.runtime import Runtime
-from node.service.query import SparqlRequest, answer_query
+from node.service.dispatch import submit_query
+from node.service.query import SparqlRequest
 from trust.errors import InvalidToken
 
 MAX_QUERY_BYTES = 256 * 1024
@@ -52,8 +53,8 @@ class SparqlEndpoint:
         evidence = evidence_from(headers.get(EVIDENCE_HEADER), rt, caller)
         timeout = rt.settings.query_timeout
         deadline = time.monotonic() + timeout
-        future = rt.queries.submit(
-            answer_query, rt, caller, req, headers.get("accept"), req.formats, deadline, evidence
+        future = submit_query(
+            rt, caller, req, headers.get("accept"), req.formats, deadline, evidence
         )
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)

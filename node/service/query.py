@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from node.negotiation import (
     choose_sparql,
     serialise_triples,
 )
-from node.outbound import post_sparql
+from node.outbound import REMOTE_SHARE, post_sparql
 from node.runtime import Runtime
 from node.sparql import federation
 from node.sparql.outline import QueryOutline, check_length, guard, outline, text_of
@@ -79,11 +80,14 @@ def answer_query(
     fmt: str | Sequence[str] | None,
     deadline: float,
     evidence: Sequence[Policy],
+    slot: Slot | None = None,
 ) -> Answer:
     """The query thread's whole job: run, then audit the decision and the query in one write.
 
     Fails closed: if the audit write fails, the answer is not given. A query that fails or runs
-    out of time still has its policy decisions recorded.
+    out of time still has its policy decisions recorded. With `slot`, this thread is not an
+    engine slot: engine work is handed to `slot` and remote answers are awaited here
+    (node/service/dispatch.py).
     """
     decisions: list[Decision] = []
     calls: list[AuditEvent] = []
@@ -107,7 +111,7 @@ def answer_query(
 
     try:
         answer = _run(
-            rt, caller, req, accept, fmt, deadline, evidence, decisions, calls, scope_seen
+            rt, caller, req, accept, fmt, deadline, evidence, decisions, calls, scope_seen, slot
         )
     except BaseException as exc:
         if decisions or calls:
@@ -130,6 +134,7 @@ def _run(
     decisions: list[Decision],
     calls: list[AuditEvent],
     scope_seen: list[Scope],
+    slot: Slot | None = None,
 ) -> Answer:
     """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline.
 
@@ -149,7 +154,11 @@ def _run(
         raise
     cap = rt.settings.max_results
     limited = None if query.has_service else with_limit(query, cap + 1)
-    result = evaluate(
+
+    def finish(result: Any) -> Answer:  # in the thread that evaluated (results stay there)
+        return _serialise(result, limited is not None, accept, fmt, media, cap, deadline)
+
+    return evaluate(
         rt,
         caller,
         limited or query,
@@ -158,8 +167,23 @@ def _run(
         calls=calls,
         scope_seen=scope_seen,
         guarded=True,
+        slot=slot,
+        deadline=deadline,
+        finish=finish,
     )
-    if limited is not None and isinstance(result, ox.QuerySolutions):
+
+
+def _serialise(
+    result: Any,
+    limited: bool,
+    accept: str | None,
+    fmt: str | Sequence[str] | None,
+    media: str,
+    cap: int,
+    deadline: float,
+) -> Answer:
+    """The engine's result in the negotiated format, cut to `cap` rows, within the deadline."""
+    if limited and isinstance(result, ox.QuerySolutions):
         body, rows, truncated = serialise_solutions(result, media, cap, deadline)
         return Answer(body, media, rows, truncated)
     if isinstance(result, ox.QueryBoolean | bool):
@@ -185,6 +209,9 @@ def evaluate(
     scope_seen: list[Scope] | None = None,
     guarded: bool = False,
     receipts: list[str] | None = None,
+    slot: Slot | None = None,
+    deadline: float | None = None,
+    finish: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Run a query for `caller`: policy-scoped locally, SERVICE parts at vouched peer nodes.
 
@@ -194,8 +221,11 @@ def evaluate(
     datasets the answer is computed for (a derivation), recorded with each remote call. With
     `decisions` / `calls`, audit entries are collected for the caller to write in one go.
     Each remote answer is verified and kept as a receipt (node/exchange.py); `receipts` collects
-    their ids.
+    their ids. With `finish`, the engine's result goes through it in the evaluating thread and
+    its value is returned. With `slot`, engine work runs in slots and remote answers are
+    awaited in this thread; `deadline` bounds the remote calls below the query's own deadline.
     """
+    finish = finish or _as_is
     if not guarded:
         check_length(text_of(query), rt.settings.limits)
     query = outline(query)
@@ -210,9 +240,16 @@ def evaluate(
         scope = enforcer.query_scope(caller, evidence, decisions)
         if scope_seen is not None:
             scope_seen.append(scope)
-        return enforcer.run_scoped(
-            rt.store, query, scope, data_version=rt.store.version(), timeout=None
-        )
+        local_only = query
+
+        def run() -> Any:
+            return finish(
+                enforcer.run_scoped(
+                    rt.store, local_only, scope, data_version=rt.store.version(), timeout=None
+                )
+            )
+
+        return run() if slot is None else slot(run)
     scope = enforcer.query_scope(caller, evidence, decisions)  # the grant first, then any I/O
     if scope_seen is not None:
         scope_seen.append(scope)
@@ -226,6 +263,14 @@ def evaluate(
     def local(text: str) -> Any:
         return enforcer.run_scoped(rt.store, text, scope, data_version=rt.store.version())
 
+    def in_slot(text: str) -> Any:  # the local bindings, read in the slot
+        return slot(lambda: federation.materialise(local(text)))  # type: ignore[misc]
+
+    def final(text: str) -> Any:
+        if slot is None:
+            return finish(local(text))
+        return slot(lambda: finish(local(text)))
+
     def fetch(endpoint: str, text: str, timeout: float) -> federation.RemoteSolutions:
         return post_sparql(
             client,
@@ -238,15 +283,18 @@ def evaluate(
         )
 
     reports: list[federation.SourceReport] = []
+    budget = remote_budget(rt, deadline)
     try:
         result = federation.evaluate_federated(
             query.text,
-            local=local,
+            local=local if slot is None else in_slot,
             fetch=fetch,
-            timeout=rt.settings.query_timeout,
+            timeout=budget,
             endpoint_allowed=peers.__contains__,
             reports=reports,
             plan=plan,
+            deadline=time.monotonic() + budget,  # all remote calls together
+            final=final,
         )
     finally:
         events = [_call_event(rt, caller, peers, r, for_datasets) for r in reports]
@@ -255,6 +303,24 @@ def evaluate(
         elif events:
             rt.audit.append_all(events)
     return result.result
+
+
+Slot = Callable[[Callable[[], Any]], Any]
+"""slot(work) -> work() run in an engine slot (node/service/dispatch.py EngineSlot)."""
+
+
+def remote_budget(rt: Runtime, deadline: float | None) -> float:
+    """How long this query's remote calls may take: federation.read_timeout, kept below the
+    query timeout and below REMOTE_SHARE of what is left before `deadline`."""
+    budget = rt.settings.query_timeout or rt.settings.bounds.remote_read_timeout
+    budget = min(rt.settings.bounds.remote_read_timeout, REMOTE_SHARE * budget)
+    if deadline is not None:
+        budget = min(budget, REMOTE_SHARE * max(deadline - time.monotonic(), 0.0))
+    return budget
+
+
+def _as_is(result: Any) -> Any:
+    return result
 
 
 def _plan(query: QueryOutline) -> federation.Plan:

@@ -143,10 +143,16 @@ def evaluate_federated(
     endpoint_allowed: Callable[[str], bool] | None = None,
     reports: list[SourceReport] | None = None,
     plan: Plan | None = None,
+    deadline: float | None = None,
+    final: Callable[[str], Any] | None = None,
 ) -> FederatedResult:
     """Evaluate `query`, calling `fetch` for each SERVICE and `local` for everything else.
 
     `reports` (if given) receives a report per SERVICE as it is tried, failed ones too.
+    `deadline` (time.monotonic()) bounds all remote calls together: a SERVICE tried after it
+    is the named RemoteTimeout, so a query with several hung sources still names one. `final`
+    evaluates the rewritten query (default `local`): the caller may run it elsewhere, e.g. in
+    an engine slot that the remote waits did not hold.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -155,8 +161,9 @@ def evaluate_federated(
             plan = plan_query(query)
         except SparqlSyntaxError as exc:
             raise InvalidQuery(f"cannot read the query: {exc}") from None
+    final = final or local
     if not plan.services:
-        return FederatedResult(local(query), [], query)
+        return FederatedResult(final(query), [], query)
     for service in plan.services:
         if endpoint_allowed is not None and not endpoint_allowed(service.endpoint):
             raise ServiceNotAllowed(service.endpoint)
@@ -169,8 +176,9 @@ def evaluate_federated(
             reports.append(report)
             started = time.perf_counter()
             try:
+                budget = _budget(service.endpoint, timeout, deadline)
                 table = _fetch_service(
-                    plan, service, local, fetch, pool, batch_size, timeout, max_remote_rows, report
+                    plan, service, local, fetch, pool, batch_size, budget, max_remote_rows, report
                 )
                 replacement = "{ " + inline_values(table) + " }"
             except RemoteSourceError as exc:
@@ -184,7 +192,25 @@ def evaluate_federated(
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a hung fetch must not hold the query
     rewritten = splice(query, replacements)
-    return FederatedResult(local(rewritten), reports, rewritten)
+    return FederatedResult(final(rewritten), reports, rewritten)
+
+
+def _budget(endpoint: str, timeout: float, deadline: float | None) -> float:
+    """The time one SERVICE may take: the per-call timeout, cut to what is left of the deadline."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0.05:
+        raise RemoteTimeout(endpoint, "no answer within 0 s: no time left before the deadline")
+    return min(timeout, left)
+
+
+def materialise(answer: Any) -> RemoteSolutions:
+    """An engine's solutions (or RemoteSolutions) as plain rows, read in the calling thread.
+
+    pyoxigraph's solutions are lazy and may not cross threads: whoever evaluates reads them.
+    """
+    return _solutions(answer)
 
 
 def has_service(query: str | QueryOutline) -> bool:

@@ -1,0 +1,78 @@
+"""Which threads a SPARQL request runs on: remote waits never hold an engine slot.
+
+`store.query_slots` threads (`Runtime.queries`) evaluate queries on the engine. A query with
+SERVICE spends most of its time waiting on other nodes; if it waited in a slot, a few queries
+to a hung remote would take every slot and starve plain local queries (issue 17: 503 after
+10.5 s). So a text that may hold SERVICE runs on `Runtime.federated` instead: it decides,
+plans and waits on the remote answers there, and takes a slot only for each piece of engine
+work (the local bindings, then the rewritten query with its serialisation). Other texts go
+straight to a slot, as before: no extra thread hop on the common path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TypeVar
+
+from node.enforcement import Caller
+from node.errors import QueryTimeout
+from node.runtime import Runtime
+from node.service.query import Answer, SparqlRequest, answer_query
+from trust.delegation import Policy
+
+__all__ = ["EngineSlot", "may_call_out", "submit_query"]
+
+T = TypeVar("T")
+
+
+def may_call_out(query: str) -> bool:
+    """A cheap look for the SERVICE keyword (no tokenization; the outline decides for real).
+
+    A false positive costs one thread hop. Correctness never rests on this look: the outline
+    plans, and the enforcement point checks, every SERVICE on either path.
+    """
+    return "SERVICE" in query.upper()
+
+
+@dataclass(frozen=True)
+class EngineSlot:
+    """Runs one piece of engine work in a query slot and waits for it until the deadline."""
+
+    rt: Runtime
+    deadline: float
+
+    def __call__(self, work: Callable[[], T]) -> T:
+        """`work()` in a slot thread; QueryTimeout if no slot finished it before the deadline.
+
+        The work must read its results itself (pyoxigraph results stay in their thread).
+        """
+        future = self.rt.queries.submit(work)
+        try:
+            return future.result(timeout=max(self.deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            future.cancel()
+            raise QueryTimeout(
+                f"query cancelled after the configured timeout of {self.rt.settings.query_timeout:g} s"
+            ) from None
+
+
+def submit_query(
+    rt: Runtime,
+    caller: Caller,
+    req: SparqlRequest,
+    accept: str | None,
+    fmt: Sequence[str] | None,
+    deadline: float,
+    evidence: Sequence[Policy],
+) -> Future[Answer]:
+    """Start answering a SPARQL request; the future holds the Answer (audited) or the error."""
+    if may_call_out(req.query):
+        slot = EngineSlot(rt, deadline)
+        return rt.federated.submit(
+            answer_query, rt, caller, req, accept, fmt, deadline, evidence, slot=slot
+        )
+    return rt.queries.submit(answer_query, rt, caller, req, accept, fmt, deadline, evidence)
