@@ -481,12 +481,14 @@ class Enforcer:
             self.refuse(self.node_party_id, "login", url[:300], reason)
             raise ServiceNotAllowed(url, reason)
 
-    def catalog_read(self, caller: Caller, graphs: Sequence[str]) -> None:
+    def catalog_read(self, caller: Caller, graphs: Sequence[str], target: str = "catalog") -> None:
         """Record an authenticated catalog read: one permit naming the datasets it listed (the
-        listing itself follows the caller's read scope, decided by `scope_for`)."""
+        listing itself follows the caller's read scope, decided by `scope_for`). VoID
+        descriptions are catalog reads too (`target` names the document)."""
         scope = self.scope_for(caller.party_id)
         extra = {"datasets": tuple(graphs)}
-        self._permit(caller, READ_CATALOG, "catalog", scope, "catalog listing", None, extra)
+        reason = "catalog listing" if target == "catalog" else "VoID description"
+        self._permit(caller, READ_CATALOG, target, scope, reason, None, extra)
 
     def refuse(self, caller: Caller | str, action: str, target: str, reason: str) -> None:
         """Record a refusal decided outside a policy (bad evidence, a guard); always audited."""

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from node.auth import authenticate, optional_caller
+from node.enforcement import READ_CATALOG
 from node.errors import NotFoundError
 from node.iri import check_dataset_name
 from node.negotiation import choose, content_type, serialise_triples
@@ -26,6 +27,9 @@ def void_routes(rt: Runtime) -> list[Route]:
         )
         views = await run_in_threadpool(visible, rt, caller.party_id if caller else None)
         iri = f"{rt.settings.base_iri}/.well-known/void"
+        if caller is not None:  # one audit entry per authenticated read, as /catalog (issue 17)
+            graphs = [v.info.graph for v in views]
+            await run_in_threadpool(rt.enforcer.catalog_read, caller, graphs, iri)
         body = cached_body(
             rt, iri, media, views, lambda: serialise_triples(void_document(rt, views, iri), media)
         )
@@ -39,9 +43,12 @@ def void_routes(rt: Runtime) -> list[Route]:
             request.headers.get("accept"), DESCRIPTION_TYPES, request.query_params.get("format")
         )
         mine = await run_in_threadpool(visible, rt, caller.party_id, name)
-        if not mine:
-            raise NotFoundError(f"no dataset {name!r} that you may read")
         iri = void_iri(rt, name)
+        if not mine:
+            reason = "no such dataset in the caller's read scope"
+            await run_in_threadpool(rt.enforcer.refuse, caller, READ_CATALOG, iri, reason)
+            raise NotFoundError(f"no dataset {name!r} that you may read")
+        await run_in_threadpool(rt.enforcer.catalog_read, caller, [v.info.graph for v in mine], iri)
         body = cached_body(
             rt, iri, media, mine, lambda: serialise_triples(void_document(rt, mine, iri), media)
         )
