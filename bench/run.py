@@ -203,6 +203,19 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         False,
         f"{exchange.get('signed', {}).get('verified_receipts_per_query')} receipts per query",
     )
+    load = results.get("bench_load", {})
+    if "answered" in load:
+        rows.append(
+            {
+                "target": "load, 200 connections 60 s: audit entries / requests answered",
+                "ratio": round(load["audit_entries_written"] / max(load["answered"], 1), 3),
+                "goal": "== 1",
+                "result": "PASS" if load.get("ok") else "MISS",
+                "note": f"{load.get('rps')} req/s (x{load.get('ratio_vs_open_healthz')} of open "
+                f"/healthz), p50 {load.get('p50_ms')} ms, p99 {load.get('p99_ms')} ms, "
+                f"{load.get('count_5xx')} 5xx",
+            }
+        )
     fed = results.get("bench_federation", {})
     for key, value in flatten(fed):
         if key.endswith("within_target") and isinstance(value, bool):
@@ -241,7 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--triples", type=int, default=int(os.environ.get("BENCH_TRIPLES", 1_000_000)))
     p.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 3.0)))
     p.add_argument("--skip", nargs="*", default=[], help="section names to leave out")
+    p.add_argument(
+        "--no-load",
+        action="store_true",
+        default=os.environ.get("BENCH_LOAD", "1") == "0",
+        help="leave out the ~90 s load test (bench_load; env BENCH_LOAD=0)",
+    )
     args = p.parse_args(argv)
+    if args.no_load:
+        args.skip.append("bench_load")
     started = time.perf_counter()
     results: dict[str, Any] = {
         "meta": {
@@ -268,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             print(table(name, results[name]))
             continue
         _section(name, module.run, results)
+    if "bench_load" not in args.skip:
+        from bench import bench_load
+
+        _section("bench_load", lambda: bench_load.run(triples=args.triples), results)
     rows = targets(results)
     results["summary"] = rows
     results["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
