@@ -27,7 +27,11 @@ def catalog_routes(rt: Runtime) -> list[Route]:
         )
         views = await run_in_threadpool(visible, rt, caller.party_id if caller else None)
         if caller is not None:  # one audit entry per authenticated read (issue 17)
-            await run_in_threadpool(rt.enforcer.catalog_read, caller, [v.info.graph for v in views])
+            # Group-committed with concurrent requests' entries (as /id/...), not one
+            # transaction of its own on a pool thread; nothing is answered before it is written.
+            with rt.audit.deferred() as pending:
+                rt.enforcer.catalog_read(caller, [v.info.graph for v in views])
+            await pending.wait()
         if media == HTML:
             body = _html(rt, [v.info for v in views])
         else:

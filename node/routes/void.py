@@ -28,8 +28,9 @@ def void_routes(rt: Runtime) -> list[Route]:
         views = await run_in_threadpool(visible, rt, caller.party_id if caller else None)
         iri = f"{rt.settings.base_iri}/.well-known/void"
         if caller is not None:  # one audit entry per authenticated read, as /catalog (issue 17)
-            graphs = [v.info.graph for v in views]
-            await run_in_threadpool(rt.enforcer.catalog_read, caller, graphs, iri)
+            with rt.audit.deferred() as pending:  # group-committed, as /catalog
+                rt.enforcer.catalog_read(caller, [v.info.graph for v in views], iri)
+            await pending.wait()
         body = cached_body(
             rt, iri, media, views, lambda: serialise_triples(void_document(rt, views, iri), media)
         )
@@ -44,11 +45,15 @@ def void_routes(rt: Runtime) -> list[Route]:
         )
         mine = await run_in_threadpool(visible, rt, caller.party_id, name)
         iri = void_iri(rt, name)
+        with rt.audit.deferred() as pending:  # group-committed, as /catalog
+            if not mine:
+                reason = "no such dataset in the caller's read scope"
+                rt.enforcer.refuse(caller, READ_CATALOG, iri, reason)
+            else:
+                rt.enforcer.catalog_read(caller, [v.info.graph for v in mine], iri)
+        await pending.wait()
         if not mine:
-            reason = "no such dataset in the caller's read scope"
-            await run_in_threadpool(rt.enforcer.refuse, caller, READ_CATALOG, iri, reason)
             raise NotFoundError(f"no dataset {name!r} that you may read")
-        await run_in_threadpool(rt.enforcer.catalog_read, caller, [v.info.graph for v in mine], iri)
         body = cached_body(
             rt, iri, media, mine, lambda: serialise_triples(void_document(rt, mine, iri), media)
         )
