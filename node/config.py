@@ -360,7 +360,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         sparql_store_url=store.get("store_url"),
         query_timeout=_float(store, "store.query_timeout", 10.0),
         max_results=_int(store, "store.max_results", 100_000, 1, 10**9),
-        query_slots=_int(store, "store.query_slots", 2, 1, 64),
+        query_slots=_int(store, "store.query_slots", 8 if backend == "engine" else 2, 1, 64),
         warm_up=_flag(store, "store.warm_up", True),
         key_file=_opt_path(root, identity.get("key")),
         cert_file=_opt_path(root, identity.get("cert")),
