@@ -135,7 +135,9 @@ def write_data(path: Path, base: str, subjects: int) -> list[str]:
     iris = [f"{base}/id/thing/{i}" for i in range(subjects)]
     with path.open("w", encoding="utf-8") as fh:
         for i, iri in enumerate(iris):
-            fh.write(f"<{iri}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <https://w3id.org/bot#Space> .\n")
+            fh.write(
+                f"<{iri}> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <https://w3id.org/bot#Space> .\n"
+            )
             for k in range(PER_SUBJECT - 1):
                 fh.write(f'<{iri}> <https://example.org/p{k}> "value {i} {k}" .\n')
     return iris
@@ -245,7 +247,9 @@ def run(
         _dsgo("load", data, "--dataset", DATASET, "--config", config)  # the engine's store
         random.Random(7).shuffle(iris)
         graph = f"{base}/dataset/{DATASET}"
-        node_point = [f"{JSON_RESULTS}\t/sparql?query={quote(point_query(i), safe='')}" for i in iris]
+        node_point = [
+            f"{JSON_RESULTS}\t/sparql?query={quote(point_query(i), safe='')}" for i in iris
+        ]
         raw_point = [
             f"{JSON_RESULTS}\t/query?query={quote(point_query(i), safe='')}"
             f"&default-graph-uri={quote(graph, safe='')}"
@@ -254,9 +258,7 @@ def run(
         mix = [
             line
             for k, iri in enumerate(iris)
-            for line in (
-                [node_point[k]] if k % 2 == 0 else [f"text/turtle\t{iri[len(base) :]}"]
-            )
+            for line in ([node_point[k]] if k % 2 == 0 else [f"text/turtle\t{iri[len(base) :]}"])
         ]
         engine_dir = owner / "data" / "engine"
 
