@@ -278,8 +278,12 @@ def serving(settings: object) -> Iterator[EngineInfo | None]:
 
 def worker_dies_with_master() -> None:
     """In a uvicorn worker of `dsgo serve` (engine mode): SIGTERM when the master dies, so a
-    SIGKILLed node leaves no worker holding the port or the engine."""
-    if os.environ.get(ENV_FILE) and os.getppid() != 1:
-        master = read_info(Path(os.environ[ENV_FILE]))
-        if master is not None and master.supervisor == os.getppid():
-            ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    SIGKILLed node leaves no worker holding the port; a worker that starts after its master
+    already died exits at once."""
+    named = os.environ.get(ENV_FILE)
+    info = read_info(Path(named)) if named else None
+    if info is None or info.supervisor == os.getpid():  # no engine, or one worker (the master)
+        return
+    ctypes.CDLL("libc.so.6").prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != info.supervisor:
+        raise SystemExit("dsgo serve: the master process is gone")

@@ -30,7 +30,7 @@ from node.engine import (
     wait_ready,
 )
 from node.store.base import StoreTimeout
-from node.store.engine_store import EngineRestarting, EngineStore
+from node.store.engine_store import EngineRestarting, EngineStore, EngineUnavailable
 from tests.nodeproc import (
     DSGO,
     OXIGRAPH,
@@ -171,18 +171,35 @@ def test_no_engine_outlives_a_killed_node(tmp_path: Path) -> None:
         node = group.serve(config, port)
         info = _engine(config)
         assert info.supervisor == node.popen.pid and pid_alive(info.pid)
+        children = _children(node.popen.pid)
+        assert info.pid in children and len(children) >= 3  # the engine and two workers
         node.popen.kill()  # SIGKILL the master only: no chance to clean up
         node.popen.wait(timeout=10)
-        end = time.monotonic() + 5
-        while pid_alive(info.pid) and time.monotonic() < end:
+        end = time.monotonic() + 15
+        while any(pid_alive(p) for p in children) and time.monotonic() < end:
             time.sleep(0.05)
         assert not pid_alive(info.pid), "the engine died with the node (PR_SET_PDEATHSIG)"
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in children if pid_alive(p)}
+        assert not left, f"so did the workers (SIGTERM): {left}"
         # The next start finds the store free and a stale engine.json does not confuse it.
         node = group.serve(config, port)
         assert _engine(config).pid != info.pid
     finally:
         group.stop_all()
     assert read_info(tmp_path / "node" / "data" / "engine.json") is None, "removed on stop"
+
+
+def _children(parent: int) -> set[int]:
+    """Pids whose parent is `parent` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.add(int(stat.parent.name))
+    return found
 
 
 # --- in this process: an EngineStore with its own supervisor -------------------------------
@@ -300,3 +317,21 @@ def test_supervisor_with_a_missing_binary_fails_clearly(tmp_path: Path) -> None:
     sup = EngineSupervisor(tmp_path / "e", tmp_path / "engine.json", "/nonexistent/oxigraph")
     with pytest.raises(EngineError, match="cannot start"):
         sup.start()
+
+
+def test_engine_gone_for_good_is_a_named_503(tmp_path: Path) -> None:
+    """No engine comes back (its supervisor stopped): a query is a 503 naming the engine."""
+    supervisor = EngineSupervisor(tmp_path / "engine", tmp_path / "engine.json", OXIGRAPH)
+    supervisor.start()
+    store = EngineStore(
+        "http://127.0.0.1:1", tmp_path / "engine.json", timeout=10.0, start_timeout=1.0
+    )
+    try:
+        assert bool(store.query("ASK {}")) is True
+        supervisor.stop()
+        with pytest.raises(EngineUnavailable) as caught:
+            store.query("SELECT * WHERE { ?s ?p ?o }")
+        assert caught.value.status == 503 and caught.value.code == "engine_unavailable"
+        assert caught.value.headers["Retry-After"]
+    finally:
+        store.close()

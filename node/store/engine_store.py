@@ -183,7 +183,7 @@ class EngineStore(SparqlProtocolStore):
     def _post(
         self, info: EngineInfo, target: str, body: bytes | None, budget: float
     ) -> tuple[int, str, bytes]:
-        """POST a query on this thread's keep-alive connection; TimeoutError past `budget`.
+        """Send a query on this thread's keep-alive connection; TimeoutError past `budget`.
 
         http.client on one connection per query thread, not the shared httpx pool: the hot
         path of every SPARQL request, and a fraction of httpx's per-request CPU.
