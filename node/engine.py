@@ -123,6 +123,8 @@ def wait_ready(path: Path, timeout: float, *, newer_than: int = -1) -> EngineInf
                     return info
             except httpx.HTTPError:
                 pass
+        if info is not None and not pid_alive(info.supervisor):
+            raise EngineError(f"the engine's supervisor (pid {info.supervisor}) is gone")
         if time.monotonic() > deadline:
             raise EngineError(f"the engine ({path}) did not answer within {timeout:g} s")
         time.sleep(0.02)
