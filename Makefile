@@ -41,7 +41,7 @@ demo: $(STAMP) $(ASSETS) $(DEVOP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP) $(ASSETS) $(DEVOP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -26,6 +26,7 @@ MODULES = (
     "bench_void",
     "bench_merge",
     "bench_exchange",
+    "bench_cores",
 )
 
 
@@ -216,6 +217,25 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{load.get('count_5xx')} 5xx",
             }
         )
+    cores = results.get("bench_cores", {})
+    for name, row in cores.get("peer", {}).items():
+        add(
+            f"peer ratio ({name}): node / oxigraph serve, point queries",
+            row.get("ratio"),
+            cores.get("peer_target_ratio", 0.3),
+            True,
+            f"{row.get('node_rps')} vs {row.get('oxigraph_rps')} req/s, node p99 "
+            f"{row.get('node_p99_ms')} ms, {cores.get('subjects')} subjects",
+        )
+    mix = cores.get("cores", {})
+    add(
+        "scale on cores: engine, 2 workers / 1 worker (same mix)",
+        mix.get("ratio"),
+        mix.get("target_ratio", 1.6),
+        True,
+        f"{mix.get('workers_2_rps')} vs {mix.get('workers_1_rps')} req/s, p99 "
+        f"{mix.get('workers_2_p99_ms')} / {mix.get('workers_1_p99_ms')} ms",
+    )
     fed = results.get("bench_federation", {})
     for key, value in flatten(fed):
         if key.endswith("within_target") and isinstance(value, bool):

@@ -9,4 +9,7 @@ from node.config import load_settings
 
 
 def create() -> FastAPI:
+    from node.engine import worker_dies_with_master
+
+    worker_dies_with_master()  # a worker of `dsgo serve` ends with it, like the engine does
     return create_app(load_settings())

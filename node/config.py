@@ -140,6 +140,7 @@ class Settings:
     exchange_sign: bool = True  # exchange.sign: JAdES-sign requests to and responses for parties
     exchange_accept_unsigned: bool = True  # exchange.accept_unsigned: take unsigned peer answers
     exchange_max_skew: float = 300.0  # exchange.max_skew: seconds a sigT may be off
+    engine: EngineSettings | None = None  # store.engine_*: the supervised engine (node/engine.py)
 
     @property
     def store_dir(self) -> Path:
@@ -239,8 +240,10 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         raise ConfigError(f"node.roles: unknown role(s) {sorted(unknown)}; known: {sorted(ROLES)}")
 
     backend = str(store.get("backend", "oxigraph"))
-    if backend not in ("oxigraph", "sparql"):
-        raise ConfigError(f"store.backend: must be 'oxigraph' or 'sparql', got {backend!r}")
+    if backend not in ("oxigraph", "sparql", "engine"):
+        raise ConfigError(
+            f"store.backend: must be 'oxigraph', 'sparql' or 'engine', got {backend!r}"
+        )
     query_url = store.get("query_url")
     if backend == "sparql" and not query_url:
         raise ConfigError("store.query_url: required when store.backend = 'sparql'")
@@ -249,8 +252,9 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     workers = _int(server, "server.workers", 1, 1, 64)
     if workers > 1 and backend == "oxigraph":
         raise ConfigError(
-            "server.workers: the embedded store is owned by one process; use store.backend = 'sparql' "
-            "(an external engine) to run several workers"
+            "server.workers: the embedded store is owned by one process; use store.backend = "
+            "'engine' (a supervised oxigraph server) or 'sparql' (an external engine) to run "
+            "several workers"
         )
     severity = str(sync.get("shacl_severity", "Violation"))
     if severity not in ("Violation", "Warning", "Info"):
@@ -357,7 +361,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         sparql_store_url=store.get("store_url"),
         query_timeout=_float(store, "store.query_timeout", 10.0),
         max_results=_int(store, "store.max_results", 100_000, 1, 10**9),
-        query_slots=_int(store, "store.query_slots", 2, 1, 64),
+        query_slots=_int(store, "store.query_slots", 8 if backend == "engine" else 2, 1, 64),
         warm_up=_flag(store, "store.warm_up", True),
         key_file=_opt_path(root, identity.get("key")),
         cert_file=_opt_path(root, identity.get("cert")),
@@ -400,6 +404,42 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         exchange_accept_unsigned=exchange.get("accept_unsigned", True),
         exchange_max_skew=_float(exchange, "exchange.max_skew", 300.0),
         bounds=_bounds(node, server, trust, audit, federation),
+        engine=(
+            engine_settings(store, root, _path(root, node.get("data_dir", "data")))
+            if backend == "engine"
+            else None
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """store.backend = "engine": an `oxigraph serve` child the node supervises (node/engine.py),
+    so several workers share one store and an overrunning query can be stopped by a restart."""
+
+    location: Path  # store.engine_dir: its RocksDB directory (not the embedded store's)
+    binary: str  # store.engine_binary: the `oxigraph` executable
+    start_timeout: float  # store.engine_start_timeout: seconds to wait for it to answer
+    max_connections: int  # store.engine_connections: keep-alive connections per worker
+
+
+def engine_settings(store: dict[str, Any], root: Path, data_dir: Path) -> EngineSettings:
+    """The [store] engine_* keys, with the oxigraph binary next to this Python by default."""
+    import shutil
+    import sys
+
+    default = Path(sys.executable).parent / "oxigraph"
+    binary = str(store.get("engine_binary") or (default if default.exists() else "oxigraph"))
+    if shutil.which(binary) is None:
+        raise ConfigError(f"store.engine_binary: no executable {binary!r}")
+    timeout = _float(store, "store.engine_start_timeout", 30.0)
+    if timeout <= 0:
+        raise ConfigError("store.engine_start_timeout: must be a positive number of seconds")
+    return EngineSettings(
+        location=_path(root, store["engine_dir"]) if "engine_dir" in store else data_dir / "engine",
+        binary=binary,
+        start_timeout=timeout,
+        max_connections=_int(store, "store.engine_connections", 32, 1, 1024),
     )
 
 

@@ -64,6 +64,12 @@ class Hostile:
     redirect_to: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def fresh_capabilities(self) -> bytes:
+        try:
+            return httpx.get(f"{self.owner_url}/capabilities", timeout=10).content
+        except httpx.HTTPError:
+            return self.capabilities
+
     @property
     def port(self) -> int:
         assert self.server is not None
@@ -113,7 +119,9 @@ class Hostile:
                 with hostile.lock:
                     hostile.requests.append((self.command, self.path))
                 if self.command == "GET" and path == "/capabilities":
-                    self._reply(200, hostile.capabilities, "application/json")
+                    # the owner's token, fetched anew as an attacker would (it lives 30 s, and
+                    # one fetched at set-up may have expired on a slow machine)
+                    self._reply(200, hostile.fresh_capabilities(), "application/json")
                 elif self.command == "POST" and path == "/connect/token":
                     self._reply(200, hostile.relay(body), "application/json")
                 elif path == "/sparql" and hostile.sparql_mode == "redirect":

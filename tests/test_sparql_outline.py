@@ -156,3 +156,26 @@ def test_the_count_sees_a_second_read(http, node) -> None:
     outline("SELECT * { ?s ?p ?o }")
     outline("SELECT * { ?s ?p ?o }")
     assert STATS.tokenizations - before == 2
+
+
+def test_a_prefixed_name_does_not_swallow_the_dot_that_ends_a_triple() -> None:
+    from node.sparql.text import tokenize
+
+    text = "ex:a ex:b ex:c.d. ex:e ex:f ex:g.. ex:h\\. ex:"
+    got = [(t.kind, t.text) for t in tokenize(text)]
+    assert got == [
+        ("word", "ex:a"),
+        ("word", "ex:b"),
+        ("word", "ex:c.d"),
+        ("punct", "."),
+        ("word", "ex:e"),
+        ("word", "ex:f"),
+        ("word", "ex:g"),
+        ("punct", "."),
+        ("punct", "."),
+        ("word", "ex:h\\."),  # an escaped dot is part of the name
+        ("word", "ex:"),
+    ]
+    assert all(text[t.start : t.end] == t.text for t in tokenize(text))
+    # an escaped '#' is part of the name, not a comment that would hide the rest of the line
+    assert [t.text for t in tokenize("ex:a\\#b } SERVICE")] == ["ex:a\\#b", "}", "SERVICE"]

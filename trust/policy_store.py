@@ -115,18 +115,7 @@ class PolicyStore:
         doc = validate_evidence(evidence)
         policy_id = str(uuid.uuid4())
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO policies VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                (
-                    policy_id,
-                    doc["policyIssuer"],
-                    doc["target"]["accessSubject"],
-                    doc["notBefore"],
-                    doc["notOnOrAfter"],
-                    json.dumps(doc, separators=(",", ":")),
-                    int(self._clock()),
-                ),
-            )
+            db.execute(self._sql(_INSERT + ", NULL)"), _row_values(policy_id, doc, self._clock()))
             self._bump(db)
         return policy_id
 
@@ -134,7 +123,7 @@ class PolicyStore:
         """Revoke a policy; it stops applying on the next request. PolicyNotFound if unknown."""
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE policies SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                self._sql("UPDATE policies SET revoked = ? WHERE id = ? AND revoked IS NULL"),
                 (int(self._clock()), policy_id),
             )
             if cur.rowcount != 1:
@@ -151,36 +140,30 @@ class PolicyStore:
         if issuer is not None:
             sql += " AND issuer = ?"
             args.append(issuer)
-        rows = self._db().execute(sql + " ORDER BY rowid", args).fetchall()
+        rows = self._rows(f"{sql} ORDER BY {self._ORDER}", args)
         return [Policy(pid, json.loads(doc)) for pid, doc in rows]
 
     def involving(self, party: str) -> list[Policy]:
         """Policies a party issued or that apply to it: all it may see (iSHARE access rule)."""
-        rows = (
-            self._db()
-            .execute(
-                "SELECT id, evidence FROM policies WHERE revoked IS NULL "
-                "AND (subject = ? OR issuer = ?) ORDER BY rowid",
-                (party, party),
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT id, evidence FROM policies WHERE revoked IS NULL "
+            f"AND (subject = ? OR issuer = ?) ORDER BY {self._ORDER}",
+            (party, party),
         )
         return [Policy(pid, json.loads(doc)) for pid, doc in rows]
 
     def get(self, policy_id: str) -> Policy:
         """One unrevoked policy; PolicyNotFound otherwise."""
-        row = (
-            self._db()
-            .execute("SELECT evidence FROM policies WHERE id = ? AND revoked IS NULL", (policy_id,))
-            .fetchone()
+        rows = self._rows(
+            "SELECT evidence FROM policies WHERE id = ? AND revoked IS NULL", (policy_id,)
         )
-        if row is None:
+        if not rows:
             raise PolicyNotFound(f"no policy {policy_id}")
-        return Policy(policy_id, json.loads(row[0]))
+        return Policy(policy_id, json.loads(rows[0][0]))
 
     def version(self) -> int:
-        """A number that changes whenever any process grants or revokes a policy."""
-        return self._db().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+        """A number that changes whenever any process (or host) grants or revokes a policy."""
+        return int(self._rows(f"SELECT value FROM {self._META} WHERE key = 'version'")[0][0])
 
     def dataset_iri(self, name: str) -> str:
         """Dataset name -> named graph IRI; '*' stays the wildcard."""
@@ -198,7 +181,17 @@ class PolicyStore:
             db.close()
             self._local.db = None
 
-    # --- helpers --------------------------------------------------------------------------
+    # --- helpers: the SQL is written once, with '?' placeholders; a subclass for another
+    # database changes only these (trust/policy_store_pg.py) --------------------------------
+
+    _ORDER = "rowid"  # insertion order
+    _META = "meta"  # the table holding the version counter
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db().execute(sql, args).fetchall()
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -209,12 +202,30 @@ class PolicyStore:
             self._local.db = db
         return db
 
-    def _tx(self) -> _Transaction:
+    def _tx(self) -> Any:
         return _Transaction(self._db())
 
-    @staticmethod
-    def _bump(db: sqlite3.Connection) -> None:
-        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+    def _bump(self, db: Any) -> None:
+        db.execute(f"UPDATE {self._META} SET value = value + 1 WHERE key = 'version'")
+
+
+_INSERT = (
+    "INSERT INTO policies (id, issuer, subject, not_before, not_on_or_after, evidence, created,"
+    " revoked) VALUES (?, ?, ?, ?, ?, ?, ?"
+)
+
+
+def _row_values(policy_id: str, doc: Mapping[str, Any], created: float) -> tuple[Any, ...]:
+    """A policy's columns up to `created` (the order of `_INSERT`)."""
+    return (
+        policy_id,
+        doc["policyIssuer"],
+        doc["target"]["accessSubject"],
+        doc["notBefore"],
+        doc["notOnOrAfter"],
+        json.dumps(doc, separators=(",", ":")),
+        int(created),
+    )
 
 
 class _Transaction:

@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", cmd_serve, "run the node (uvicorn with uvloop/httptools)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, help="needs store.backend = 'sparql'")
+    p.add_argument("--workers", type=int, help="needs store.backend = 'engine' or 'sparql'")
 
     p = command("load", cmd_load, "replace a dataset with an RDF file, atomically")
     p.add_argument("file", type=Path)

@@ -4,6 +4,7 @@ sign, verify, derive, token, get. Each picks a NodeOps (LocalNode or RemoteNode)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -72,17 +73,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"on {settings.host}:{settings.port}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        "node.asgi:create",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    from node.engine import EngineError, serving
+
+    with contextlib.ExitStack() as stack:
+        try:  # store.backend = "engine": this process supervises the engine (node/engine.py)
+            stack.enter_context(serving(settings))
+        except EngineError as exc:
+            raise CliError(f"store.backend = 'engine': {exc}") from None
+        uvicorn.run(
+            "node.asgi:create",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+        )
     return 0
 
 

@@ -21,6 +21,7 @@ from node.negotiation import (
 )
 from node.runtime import Runtime
 from node.service.resources import DescriptionCache, describe, describe_cached, etag_of
+from node.web import resource_page
 from trust.errors import InvalidToken
 
 OFFERED = ", ".join(RESOURCE_TYPES)
@@ -90,13 +91,15 @@ class ResourceEndpoint:
             # nothing is answered (not even a 403/404) before it is committed.
             with rt.audit.deferred() as pending:
                 try:
-                    body, etag = describe_cached(rt, cache, caller, iri, media)
+                    body, etag = describe_cached(
+                        rt, cache, caller, iri, media, resource_page.render
+                    )
                 except BaseException:
                     await pending.wait()  # an unwritable audit log answers 503 instead
                     raise
             await pending.wait()
         else:
-            body = await run_in_threadpool(describe, rt, caller, iri, media)
+            body = await run_in_threadpool(describe, rt, caller, iri, media, resource_page.render)
             etag = etag_of(body)
         if etag_matches(if_none_match, etag):
             response: Response = Response(status_code=304, headers={"ETag": etag, **_HEADERS})

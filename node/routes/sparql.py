@@ -40,14 +40,14 @@ class SparqlEndpoint:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         rt = self.rt
         headers = _headers(scope)
-        if scope["method"] == "GET" and _wants_description(scope):
+        params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        if scope["method"] == "GET" and _wants_description(params):
             await self_description.serve(rt, scope, receive, send, headers)
             return
         authorization = headers.get("authorization")
         if authorization is None:
             raise InvalidToken("token_missing", "Authorization: Bearer token required")
         caller = caller_from_header(authorization, rt.layer)
-        params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         body = await _read_body(receive) if scope["method"] == "POST" else None
         req = _parse(params, headers.get("content-type", ""), body)
         evidence = evidence_from(headers.get(EVIDENCE_HEADER), rt, caller)
@@ -72,10 +72,9 @@ class SparqlEndpoint:
         await response(scope, receive, send)
 
 
-def _wants_description(scope: dict) -> bool:
+def _wants_description(params: list[tuple[str, str]]) -> bool:
     """A GET with no protocol parameter (at most `format`) asks for the service description
     (SPARQL 1.1 Service Description, section 2); any other parameter is a protocol request."""
-    params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     return all(k == "format" for k, _ in params)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -16,7 +17,6 @@ from node.enforcement import Caller
 from node.negotiation import HTML, serialise_triples
 from node.runtime import Runtime
 from node.store import UnknownDataset
-from node.web import resource_page
 
 __all__ = [
     "DescriptionCache",
@@ -33,29 +33,49 @@ CACHE_QUADS = 50_000
 CACHE_MAX_QUADS_PER_ENTRY = 512
 
 
+# The HTML renderer of one resource (node.web.resource_page.render), handed in by the HTTP layer
+# so that this use case does not import presentation: (rt, caller, iri, quads, graphs, labels).
+PageRenderer = Callable[..., bytes]
+
+
 class UnknownResource(UnknownDataset):
     """No dataset of this node says anything about the IRI (HTTP 404)."""
 
 
-def describe(rt: Runtime, caller: Caller | str, iri: str, media: str) -> bytes:
+def describe(
+    rt: Runtime, caller: Caller | str, iri: str, media: str, page: PageRenderer | None = None
+) -> bytes:
     """The caller's view of one resource in `media`; 404 if unknown, 403 if nothing is permitted."""
     graphs = dataset_graphs(rt)
     found = _read(rt, iri, graphs)
     if media == HTML:
-        return _page(rt, caller, found, graphs)
+        return _page(rt, caller, found, graphs, page)
     triples = _filter(rt, caller, found, graphs)
     return serialise_triples(triples, media)
 
 
-def _page(rt: Runtime, caller: Caller | str, found: Described, graphs: list[str]) -> bytes:
-    """The page a person sees (node.web.resource_page), with labels from readable datasets."""
-    return resource_page.render(
+def _page(
+    rt: Runtime,
+    caller: Caller | str,
+    found: Described,
+    graphs: list[str],
+    page: PageRenderer | None,
+) -> bytes:
+    """The page a person sees, rendered by `page`, with labels from readable datasets."""
+    if page is None:
+        raise ValueError("an HTML view needs a page renderer")
+    return page(
         rt, caller, found.iri, found.quads, graphs, lambda t: _labels(rt, _party(caller), t, graphs)
     )
 
 
 def describe_cached(
-    rt: Runtime, cache: DescriptionCache, caller: Caller | str, iri: str, media: str
+    rt: Runtime,
+    cache: DescriptionCache,
+    caller: Caller | str,
+    iri: str,
+    media: str,
+    page: PageRenderer | None = None,
 ) -> tuple[bytes, str]:
     """`describe` with the store read (and full-view serialisations) cached per store version."""
     version = rt.store.version()
@@ -65,7 +85,7 @@ def describe_cached(
         found = _read(rt, iri, graphs)
         cache.put(version, iri, found)
     if media == HTML:
-        body = _page(rt, caller, found, graphs)
+        body = _page(rt, caller, found, graphs, page)
         return body, etag_of(body)
     triples = _filter(rt, caller, found, graphs)
     if len(triples) != len(found.triples):  # a partial view: serialise for this caller only

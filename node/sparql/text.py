@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urljoin
 
 from node.errors import NodeError
@@ -37,7 +37,11 @@ _PATTERNS = [
     (NUMBER, r"\d*\.\d+(?:[eE][+-]?\d+)?|\d+\.?\d*[eE][+-]?\d+|\d+"),
     (
         WORD,
-        rf"(?:[A-Za-z\u00C0-\U000EFFFF][{_NAME}\-.]*)?:(?:[{_NAME}:%\\\-.]*)|[A-Za-z\u00C0-\U000EFFFF][{_NAME}\-]*",
+        # A prefixed name never ends with '.': that dot ends a triple (`ex:a.` is `ex:a` `.`).
+        # A backslash escapes the next character (`ex:a\.b`, `ex:a\#b`), as in the SPARQL grammar.
+        rf"(?:[A-Za-z\u00C0-\U000EFFFF][{_NAME}\-.]*)?:"
+        rf"(?:(?:[{_NAME}:%\-.]|\\.)*(?:[{_NAME}:%\-]|\\.))?"
+        rf"|[A-Za-z\u00C0-\U000EFFFF][{_NAME}\-]*",
     ),
     (PUNCT, r"\^\^|&&|\|\||!=|<=|>=|."),
 ]
@@ -53,9 +57,11 @@ class SparqlSyntaxError(NodeError):
     code = "invalid_query"
 
 
-@dataclass(frozen=True)
-class Token:
-    """One token: its kind, its text and its character offsets in the query."""
+class Token(NamedTuple):
+    """One token: its kind, its text and its character offsets in the query.
+
+    A named tuple, not a dataclass: a query makes one per token, and this is the hot path.
+    """
 
     kind: str
     text: str
@@ -145,18 +151,14 @@ def matching(tokens: Sequence[Token], i: int) -> int:
 
 
 def _scan(query: str) -> Iterator[Token]:
-    pos = 0
-    while pos < len(query):
-        m = _SCANNER.match(query, pos)
-        if m is None:  # pragma: no cover - the last alternative matches any character
-            raise SparqlSyntaxError(f"cannot read the query at offset {pos}")
-        kind = _KINDS[int(m.lastgroup[1:])]
-        text = m.group()
-        if kind == WORD and text.endswith(".") and ":" in text:
-            text = text.rstrip(".")  # a prefixed name never ends with '.'; that dot ends a triple
+    # The alternatives cover every character (the last one matches any), so the matches are
+    # contiguous and finditer reads the whole text; no pattern has a group of its own, so
+    # `lastindex` says which alternative matched.
+    kinds = _KINDS
+    for m in _SCANNER.finditer(query):
+        kind = kinds[m.lastindex - 1]  # type: ignore[operator]
         if kind is not None:
-            yield Token(kind, text, pos, pos + len(text))
-        pos += len(text)
+            yield Token(kind, m.group(), m.start(), m.end())
 
 
 class QueryTooComplex(SparqlSyntaxError):

@@ -51,7 +51,12 @@ __all__ = [
 
 
 def open_store(settings: Any) -> Store:
-    """The store the settings ask for (embedded on disk, or an external SPARQL engine)."""
+    """The store the settings ask for (embedded on disk, the supervised engine, or an external
+    SPARQL engine)."""
+    if settings.store_backend == "engine":
+        from node.store.engine_store import open_engine_store
+
+        return open_engine_store(settings)
     if settings.store_backend == "sparql":
         return SparqlProtocolStore(
             settings.base_iri,
