@@ -26,6 +26,7 @@ MODULES = (
     "bench_void",
     "bench_merge",
     "bench_exchange",
+    "bench_engines",
 )
 
 
