@@ -36,6 +36,14 @@ def test_virtuoso_cuts_dataset_clauses_only_when_the_protocol_names_a_dataset() 
         assert profile.query_text(FROM_QUERY, protocol_dataset=True) == FROM_QUERY
 
 
+def test_virtuoso_graph_iris_outside_the_protocols_named_graphs_reach_nothing() -> None:
+    query = "SELECT * WHERE { GRAPH <http://g/1> { ?s ?p ?o } GRAPH <http://g/2> { ?s ?p ?o } }"
+    asked = VIRTUOSO.query_text(query, True, named_graphs=["http://g/1"])
+    assert "<http://g/1>" in asked and "<http://g/2>" not in asked and "<urn:dsgo:empty>" in asked
+    assert VIRTUOSO.query_text(query, False, named_graphs=None) == query
+    assert OXIGRAPH.query_text(query, True, named_graphs=["http://g/1"]) == query
+
+
 def test_virtuoso_asks_an_empty_graph_group_as_a_subquery() -> None:
     query = "SELECT DISTINCT ?g WHERE { GRAPH ?g { } }"
     asked = VIRTUOSO.query_text(query, protocol_dataset=False)

@@ -242,8 +242,8 @@ def test_the_owners_default_graph_counts_each_distinct_triple_once(world: World)
 
 def test_a_reader_without_a_grant_gets_nothing_of_that_dataset(world: World) -> None:
     """Deny by default on every engine: the renovator holds no grant on `bag`, and naming it in
-    FROM, FROM NAMED or GRAPH does not reach it (Virtuoso would let a FROM in the text win over
-    the protocol's dataset; the node's engine profile cuts it out)."""
+    FROM, FROM NAMED, GRAPH or VALUES does not reach it (Virtuoso would let a FROM or a
+    GRAPH <iri> in the text win over the protocol's dataset; the engine profile rewrites them)."""
     bag = world.graph("bag")
     assert count(world.as_owner(f"SELECT (COUNT(*) AS ?n) FROM <{bag}> WHERE {{ ?s ?p ?o }}")) == 1
     answers = [
@@ -254,9 +254,19 @@ def test_a_reader_without_a_grant_gets_nothing_of_that_dataset(world: World) -> 
             )
         ),
         count(world.as_reader(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{bag}> {{ ?s ?p ?o }} }}")),
+        # COUNT(?s): Virtuoso 7.2.5 counts 1 for COUNT(*) here although it finds no row
+        count(
+            world.as_reader(
+                f"SELECT (COUNT(?s) AS ?n) WHERE {{ VALUES ?g {{ <{bag}> }} GRAPH ?g {{ ?s ?p ?o }} }}"
+            )
+        ),
         count(world.as_reader('SELECT (COUNT(*) AS ?n) WHERE { ?s ?p "Pand 0221100000323434" }')),
     ]
-    assert answers == [0, 0, 0, 0]
+    assert answers == [0, 0, 0, 0, 0]
+    rows = select_rows(
+        world.as_reader(f"SELECT * WHERE {{ VALUES ?g {{ <{bag}> }} GRAPH ?g {{ ?s ?p ?o }} }}")
+    )
+    assert rows == []
     listed = select_rows(world.as_reader("SELECT DISTINCT ?g WHERE { GRAPH ?g { } }"))
     assert sorted(g for (g,) in listed) == [world.graph("bim"), world.graph("bim-copy")]
     agree("reader's graphs", world.backend, sorted(g.rsplit("/", 1)[-1] for (g,) in listed))

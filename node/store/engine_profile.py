@@ -13,7 +13,9 @@ those differences in one place, so SparqlProtocolStore stays protocol-only:
   default-graph-uri / named-graph-uri, where SPARQL 1.1 says the protocol wins. The node
   scopes every query through the protocol (a FROM the caller may not read is dropped there),
   so for Virtuoso the dataset clauses are cut from the text whenever the protocol names a
-  dataset: otherwise a FROM would reach graphs outside the caller's grants.
+  dataset: otherwise a FROM would reach graphs outside the caller's grants. Likewise
+  `GRAPH <iri>` reaches a graph that is not among the protocol's named-graph-uri: such an
+  IRI is replaced by a graph that never holds data.
 - Virtuoso answers `GRAPH ?g { }` with one empty solution instead of one per named graph:
   the profile asks `{ SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } } }` instead (the same
   answer, since Virtuoso holds no empty graphs).
@@ -39,6 +41,7 @@ from node.sparql.text import PUNCT, VAR
 
 ENGINES = ("auto", "generic", "oxigraph", "virtuoso")
 
+NO_GRAPH = "urn:dsgo:empty"  # a graph that never holds data
 ACCEPT = "application/sparql-results+json, application/n-triples;q=0.9"
 _VIRTUOSO_BNODE = re.compile(r"^nodeID://")
 
@@ -72,7 +75,12 @@ class EngineProfile:
         """The text of a SPARQL update for this engine."""
         return self.update_prologue + update
 
-    def query_text(self, query: str | QueryOutline, protocol_dataset: bool) -> str:
+    def query_text(
+        self,
+        query: str | QueryOutline,
+        protocol_dataset: bool,
+        named_graphs: list[str] | None = None,
+    ) -> str:
         """The text to send: `query` with this engine's deviations worked around."""
         text = query.text if isinstance(query, QueryOutline) else query
         if self.empty_graph_group and not self.query_dataset_wins:
@@ -87,6 +95,13 @@ class EngineProfile:
         edits: list[tuple[int, int, str]] = []
         if self.query_dataset_wins and protocol_dataset:
             edits += [(start, end, " ") for start, end in read.dataset_spans]
+        if self.query_dataset_wins and named_graphs is not None:
+            allowed = set(named_graphs)
+            edits += [
+                (ref.start, ref.end, f"<{NO_GRAPH}>")
+                for ref in read.graph_refs
+                if ref.clause == "GRAPH" and ref.iri not in allowed
+            ]
         if not self.empty_graph_group and read.binds_graph:
             toks = read.tokens
             for i in range(len(toks) - 3):

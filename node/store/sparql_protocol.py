@@ -30,7 +30,12 @@ from node.store.base import (
     StoreTimeout,
     UnknownDataset,
 )
-from node.store.engine_profile import EngineProfile, profile_from_server, profile_named
+from node.store.engine_profile import (
+    NO_GRAPH,
+    EngineProfile,
+    profile_from_server,
+    profile_named,
+)
 from node.store.inputs import Progress, _line_of, _open_input, _reason_of
 from node.store.merge import GraphKey, merge_update
 
@@ -180,7 +185,11 @@ class SparqlProtocolStore:
         budget = timeout or self._timeout
         deadline = time.monotonic() + budget
         profile = self.profile()
-        text = profile.query_text(sparql, protocol_dataset=bool(params))
+        text = profile.query_text(sparql, bool(params), named_graphs)
+        if named_graphs and profile.query_dataset_wins:
+            # the graph GRAPH <iri> outside the caller's graphs was turned into: in the dataset,
+            # empty (else Virtuoso's COUNT(*) over it is 1)
+            params.append(("named-graph-uri", NO_GRAPH))
         content, content_type = profile.query_request(text)
         try:
             with self._client.stream(
