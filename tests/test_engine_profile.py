@@ -7,10 +7,12 @@ Virtuoso is missing (a failure in CI, a skip only when asked for)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
 import virtuoso
+from nodeproc import ProcessGroup, free_port
 
 from node.store.engine_profile import (
     GENERIC,
@@ -19,6 +21,7 @@ from node.store.engine_profile import (
     profile_from_server,
     profile_named,
 )
+from node.store.sparql_protocol import SparqlProtocolStore
 
 FROM_QUERY = (
     "PREFIX a: <http://x/> SELECT ?s FROM <http://g/1> FROM NAMED a:two "
@@ -118,3 +121,22 @@ def test_missing_virtuoso_fails_unless_skipping_is_asked_for(
     monkeypatch.setenv(virtuoso.SKIP_ENV, "1")
     with pytest.raises(pytest.skip.Exception, match="DSGO_SKIP_VIRTUOSO"):
         virtuoso.require_virtuoso()
+
+
+def test_auto_detects_a_running_oxigraph_and_retries_an_unreachable_engine(
+    procs: ProcessGroup, tmp_path: Path
+) -> None:
+    engine = procs.oxigraph(tmp_path / "ox", free_port())
+    store = SparqlProtocolStore(
+        "http://127.0.0.1:1", query_url=f"{engine.base_url}/query", update_url=None, store_url=None
+    )
+    assert store.profile() is OXIGRAPH
+    down = SparqlProtocolStore(
+        "http://127.0.0.1:1",
+        query_url=f"http://127.0.0.1:{free_port()}/q",
+        update_url=None,
+        store_url=None,
+    )
+    assert down.profile() is GENERIC and down._profile is None  # asked again next time
+    store.close()
+    down.close()

@@ -230,7 +230,9 @@ class SparqlProtocolStore:
         """The engine's profile (node.store.engine_profile), read from its Server header once."""
         if self._profile is None:
             try:
-                server = self._client.get(self.query_url, timeout=5.0).headers.get("server")
+                # an ASK: a GET with no query makes some engines (oxigraph) dump the store
+                answer = self._client.get(self.query_url, params={"query": "ASK {}"}, timeout=5.0)
+                server = answer.headers.get("server")
             except httpx.HTTPError:
                 return profile_from_server(None)  # unreachable now: the query reports it
             self._profile = profile_from_server(server)
