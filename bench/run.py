@@ -27,6 +27,7 @@ MODULES = (
     "bench_merge",
     "bench_exchange",
     "bench_cores",
+    "bench_engines",
 )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from node.login.config import LoginConfig, LoginConfigError, parse_login
+from node.store.engine_profile import ENGINES
 from vocab.iris import DATASET_NAME, dataset_iri
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class Settings:
     )
     state_dsn: str | None = None
     state_schema: str = "dsgo"
+    sparql_engine: str = "auto"  # store.sparql_engine: node.store.engine_profile.ENGINES
     state_statement_timeout: float = 5.0
     state_key_rotation: float = 7 * 24 * 3600.0
     state_pool_size: int = 8
@@ -247,6 +249,11 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
     query_url = store.get("query_url")
     if backend == "sparql" and not query_url:
         raise ConfigError("store.query_url: required when store.backend = 'sparql'")
+    sparql_engine = str(store.get("sparql_engine", "auto"))
+    if sparql_engine not in ENGINES:
+        raise ConfigError(
+            f"store.sparql_engine: must be one of {', '.join(ENGINES)}, got {sparql_engine!r}"
+        )
 
     port = _int(server, "server.port", 8100, 1, 65535)
     workers = _int(server, "server.workers", 1, 1, 64)
@@ -397,6 +404,7 @@ def _build(raw: dict[str, Any], config_path: Path) -> Settings:
         state_backend=state_backend,
         state_dsn=state_dsn,
         state_schema=state_schema,
+        sparql_engine=sparql_engine,
         state_statement_timeout=state_timeout,
         state_key_rotation=key_rotation,
         state_pool_size=_int(state, "state.pool_size", 8, 1, 256),

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from nodeproc import ProcessGroup, dsgo  # noqa: E402
+from virtuoso import Virtuoso, start_virtuoso  # noqa: E402
 
 
 @pytest.fixture
@@ -39,3 +40,15 @@ def dev_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ca = tmp_path_factory.mktemp("ca") / "dev-ca"
     dsgo("trust", "ca", ca)
     return ca
+
+
+@pytest.fixture(scope="module")
+def virtuoso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Virtuoso]:
+    """One Virtuoso per test module (tests/virtuoso.py), stopped when the module is done.
+
+    Fails when Virtuoso is not installed, unless DSGO_SKIP_VIRTUOSO=1 (then it skips)."""
+    group = ProcessGroup(tmp_path_factory.mktemp("virtuoso-logs"))
+    try:
+        yield start_virtuoso(group, tmp_path_factory.mktemp("virtuoso"))
+    finally:
+        group.stop_all()

@@ -37,6 +37,10 @@ BAD_SETTINGS = [
     ({"server": {"workers": 2}}, "server.workers"),
     ({"store": {"backend": "mysql"}}, "store.backend"),
     ({"store": {"backend": "sparql"}}, "store.query_url"),
+    (
+        {"store": {"backend": "sparql", "query_url": "http://127.0.0.1:1/q", "sparql_engine": "x"}},
+        "store.sparql_engine",
+    ),
     ({"store": {"query_timeout": -1}}, "store.query_timeout"),
     ({"store": {"max_results": 0}}, "store.max_results"),
     ({"node": {"base_iri": "ftp://example.org"}}, "node.base_iri"),

@@ -64,5 +64,6 @@ def open_store(settings: Any) -> Store:
             update_url=settings.sparql_update_url,
             store_url=settings.sparql_store_url,
             timeout=settings.query_timeout,
+            engine=settings.sparql_engine,
         )
     return OxigraphStore(settings.base_iri, settings.store_dir)

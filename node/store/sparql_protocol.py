@@ -14,7 +14,7 @@ import httpx
 import pyoxigraph as ox
 
 from node.iri import META_GRAPH, STAGING_PREFIX, check_dataset_name, dataset_iri, sparql_iri
-from node.sparql.outline import QueryOutline, text_of
+from node.sparql.outline import QueryOutline
 from node.store._records import (
     DATASETS_QUERY,
     append_update,
@@ -29,6 +29,12 @@ from node.store.base import (
     StoreError,
     StoreTimeout,
     UnknownDataset,
+)
+from node.store.engine_profile import (
+    NO_GRAPH,
+    EngineProfile,
+    profile_from_server,
+    profile_named,
 )
 from node.store.inputs import Progress, _line_of, _open_input, _reason_of
 from node.store.merge import GraphKey, merge_update
@@ -53,6 +59,7 @@ class SparqlProtocolStore:
         update_url: str | None,
         store_url: str | None,
         timeout: float = 30.0,
+        engine: str = "auto",
     ):
         if not query_url:
             raise StoreError("store.query_url is required for the external SPARQL backend")
@@ -66,6 +73,7 @@ class SparqlProtocolStore:
         self._version = 0
         self._remote: tuple[float, int] = (-VERSION_POLL, 0)  # (checked at, fingerprint)
         self._records: tuple[int | None, dict[str, DatasetInfo]] = (None, {})
+        self._profile: EngineProfile | None = profile_named(engine)  # None: detect on first use
 
     def version(self) -> int:
         """Changes with every write, this process's at once, another's within VERSION_POLL s.
@@ -176,23 +184,36 @@ class SparqlProtocolStore:
         # closing the stream stops the download (and the engine) instead of reading on forever.
         budget = timeout or self._timeout
         deadline = time.monotonic() + budget
-        with self._client.stream(
-            "POST",
-            self.query_url,
-            params=params,
-            timeout=timeout if timeout else httpx.USE_CLIENT_DEFAULT,
-            content=text_of(sparql).encode(),
-            headers={
-                "Content-Type": "application/sparql-query",
-                "Accept": "application/sparql-results+json, application/n-triples;q=0.9",
-            },
-        ) as resp:
-            chunks = []
-            for chunk in resp.iter_bytes():
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise StoreTimeout(f"external store: no complete answer within {budget:g} s")
-            body = b"".join(chunks)
+        profile = self.profile()
+        text = profile.query_text(sparql, bool(params), named_graphs)
+        if named_graphs and profile.query_dataset_wins:
+            # the graph GRAPH <iri> outside the caller's graphs was turned into: in the dataset,
+            # empty (else Virtuoso's COUNT(*) over it is 1)
+            params.append(("named-graph-uri", NO_GRAPH))
+        content, content_type = profile.query_request(text)
+        try:
+            with self._client.stream(
+                "POST",
+                self.query_url,
+                params=params,
+                timeout=timeout if timeout else httpx.USE_CLIENT_DEFAULT,
+                content=content,
+                headers={
+                    "Content-Type": content_type,
+                    "Accept": profile.accept(sparql),
+                },
+            ) as resp:
+                chunks = []
+                for chunk in resp.iter_bytes():
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise StoreTimeout(
+                            f"external store: no complete answer within {budget:g} s"
+                        )
+                body = b"".join(chunks)
+        except httpx.TimeoutException:
+            # the engine took longer than the read timeout: a named 503, never a 500
+            raise StoreTimeout(f"external store: no answer within {budget:g} s") from None
         if resp.status_code == 400:
             raise QuerySyntaxError(body.decode("utf-8", errors="replace").strip()[:2000])
         if resp.status_code >= 400:
@@ -203,7 +224,19 @@ class SparqlProtocolStore:
         media = resp.headers.get("content-type", "").split(";")[0].strip()
         if media == "application/n-triples":
             return iter([q.triple for q in ox.parse(body, ox.RdfFormat.N_TRIPLES)])
-        return ox.parse_query_results(body, ox.QueryResultsFormat.JSON)
+        return ox.parse_query_results(profile.json_results(body), ox.QueryResultsFormat.JSON)
+
+    def profile(self) -> EngineProfile:
+        """The engine's profile (node.store.engine_profile), read from its Server header once."""
+        if self._profile is None:
+            try:
+                # an ASK: a GET with no query makes some engines (oxigraph) dump the store
+                answer = self._client.get(self.query_url, params={"query": "ASK {}"}, timeout=5.0)
+                server = answer.headers.get("server")
+            except httpx.HTTPError:
+                return profile_from_server(None)  # unreachable now: the query reports it
+            self._profile = profile_from_server(server)
+        return self._profile
 
     def quads(
         self,
@@ -218,7 +251,9 @@ class SparqlProtocolStore:
         graph_filter = (
             "VALUES ?g { " + " ".join(sparql_iri(g) for g in graphs) + " }"
             if graphs is not None
-            else f'FILTER(?g != <{META_GRAPH}> && !STRSTARTS(STR(?g), "{STAGING_PREFIX}"))'
+            else f'FILTER(?g != <{META_GRAPH}> && !STRSTARTS(STR(?g), "{STAGING_PREFIX}")'
+            + self.profile().graph_filter("g")
+            + ")"
         )
         if graphs == []:
             return
@@ -283,7 +318,7 @@ class SparqlProtocolStore:
             raise StoreError("store.update_url is required to change data")
         resp = self._client.post(
             self.update_url,
-            content=sparql.encode(),
+            content=self.profile().update_text(sparql).encode(),
             headers={"Content-Type": "application/sparql-update"},
         )
         _check(resp, "SPARQL update")
