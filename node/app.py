@@ -88,14 +88,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     ready_routes, readiness = readiness_routes(rt)
     trust = trust_routes(rt.layer, on_token=_token_recorder(rt), pool=rt.lookups)
     token_route = next(r for r in trust if r.path == "/connect/token")
+    # The router tries routes in order, each a regex match: the data paths most requests take
+    # come first (no other route matches /id/... or /sparql, so the order decides nothing else).
     routes: list[Route] = [
+        *resource_routes(rt),
+        *sparql_routes(rt),
         Route("/healthz", _health(rt), methods=["GET"]),
         *ready_routes,
         Route("/", _home(rt), methods=["GET"]),
         *trust,
         *ishare3_routes(rt.layer, rt.register, rt.enforcer, token_route),
-        *resource_routes(rt),
-        *sparql_routes(rt),
         *catalog_routes(rt),
         *delegation_routes(rt.layer, rt.policies, rt.register, rt.enforcer, store=rt.store),
         *admin_routes(rt, run_sync),

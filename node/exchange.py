@@ -285,6 +285,9 @@ class Exchange:
         )
 
 
+_SIGNATURE_KEY = SIGNATURE_HEADER.encode("latin-1")
+
+
 class SignedExchangeMiddleware:
     """Verifies signed requests before any route runs; signs responses to other parties."""
 
@@ -297,13 +300,22 @@ class SignedExchangeMiddleware:
             await self.app(scope, receive, send)
             return
         ex = exchange_for(self.rt)
-        headers = _headers(scope)
-        signature = headers.get(SIGNATURE_HEADER)
-        authorization = headers.get("authorization")
+        signature = authorization = None
+        for key, value in scope.get("headers", ()):  # ASGI header names are lower case
+            if key == b"authorization":
+                authorization = value.decode("latin-1") if authorization is None else ""
+            elif key == _SIGNATURE_KEY:
+                signature = value.decode("latin-1") if signature is None else ""
         if signature is None and (not ex.sign or authorization is None):
             await self.app(scope, receive, send)  # nothing to verify, no party to sign for
             return
         party = ex.token_party(authorization, self.rt.layer)
+        if signature is None and (party is None or party == ex.own_party):
+            await self.app(scope, receive, send)  # unsigned, and nobody else to sign for
+            return
+        headers = _headers(scope)
+        signature = headers.get(SIGNATURE_HEADER)
+        authorization = headers.get("authorization")
         method = scope["method"]
         target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
