@@ -29,6 +29,7 @@ import httpx
 import orjson
 from starlette.concurrency import run_in_threadpool
 
+from node.http_body import BodyTooLarge, ClientGone, read_body, replay
 from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
 from trust.jades import (
@@ -322,10 +323,13 @@ class SignedExchangeMiddleware:
             target += "?" + scope["query_string"].decode("latin-1")
         host = headers.get("host", "")
         if signature is not None:
-            body = await _read_body(receive)
-            if body is None:
+            try:
+                body = await read_body(receive, MAX_SIGNED_REQUEST_BODY)
+            except BodyTooLarge:
                 await _json(send, 413, "too_large", "a signed request body is limited to 16 MiB")
                 return
+            except ClientGone:
+                return  # nobody is left to answer
             message = HttpMessage(method, target, host, headers, body)
             try:
                 await run_in_threadpool(ex.accept_request, message, signature, party)
@@ -340,7 +344,7 @@ class SignedExchangeMiddleware:
                     "the audit log cannot be written; the request was not performed",
                 )
                 return
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         if not ex.sign or party is None or party == ex.own_party:
             await self.app(scope, receive, send)
             return
@@ -381,37 +385,6 @@ def _headers(scope: Scope) -> dict[str, str]:
         name, text = key.decode("latin-1").lower(), value.decode("latin-1")
         out[name] = f"{out[name]}, {text}" if name in out else text
     return out
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_SIGNED_REQUEST_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, original: Receive) -> Receive:
-    """The buffered body once, then the connection's own events (its disconnect)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await original()
-
-    return receive
 
 
 async def _json(send: Send, status: int, error: str, description: str, check: str = "") -> None:

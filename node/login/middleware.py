@@ -17,6 +17,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from node.http_body import BodyTooLarge, ClientGone, read_body, replay
 from node.login.service import LoginService
 from node.login.session import (
     CSRF_FIELD,
@@ -98,44 +99,21 @@ async def _check_csrf(scope: dict, receive: Any, session: Session) -> tuple[bool
     ctype = headers.get("content-type", "").lower()
     if not ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         return False, receive
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return False, receive
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_FORM:
-            return False, receive
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    body = b"".join(chunks)
-    replay = _replay(body, receive)
+    try:
+        body = await read_body(receive, MAX_FORM)
+    except (BodyTooLarge, ClientGone):
+        return False, receive
+    again = replay(body, receive)
     if ctype.startswith("application/x-www-form-urlencoded"):
         fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         value = next((v for k, v in fields if k == CSRF_FIELD), None)
     else:
         try:
-            form = await Request(scope, _replay(body, receive)).form()
+            form = await Request(scope, replay(body, receive)).form()
             value = form.get(CSRF_FIELD)
         except Exception:  # a malformed multipart body has no token we can find
             value = None
-    return csrf_ok(session, value), replay
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    sent = False
-
-    async def again() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again
+    return csrf_ok(session, value), again
 
 
 def _clearing(send: Any, service: LoginService) -> Any:

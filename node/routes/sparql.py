@@ -15,6 +15,7 @@ from node.auth import caller_from_header
 from node.errors import ProtocolError, QueryTimeout
 from node.evidence import HEADER as EVIDENCE_HEADER
 from node.evidence import evidence_from
+from node.http_body import BodyTooLarge, ClientGone, read_body
 from node.negotiation import content_type, decode_request_body
 from node.runtime import Runtime
 from node.service.dispatch import submit_query
@@ -95,19 +96,12 @@ _READ = {
 
 async def _read_body(receive: Any) -> bytes:
     """The request body; 413 as soon as it grows over MAX_QUERY_BYTES (the rest is not read)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ProtocolError("the client went away before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_QUERY_BYTES:
-            raise ProtocolError(f"request body over {MAX_QUERY_BYTES} bytes", 413)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        return await read_body(receive, MAX_QUERY_BYTES)
+    except BodyTooLarge:
+        raise ProtocolError(f"request body over {MAX_QUERY_BYTES} bytes", 413) from None
+    except ClientGone:
+        raise ProtocolError("the client went away before sending the whole body") from None
 
 
 def _parse(params: list[tuple[str, str]], ctype: str, body: bytes | None) -> SparqlRequest:
