@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench.bench_node import free_port, request_bytes, server
+from bench.bench_node import free_port, request_bytes, server, take_response
 
 PARTY = "EU.EORI.NL000000190"
 CONNECTIONS = 1000
@@ -104,20 +104,11 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buf += data
         while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
+            taken = take_response(self.buf)
+            if taken is None:
                 return
-            head = self.buf[:end].lower()
-            pos = head.find(b"content-length:")
-            if pos < 0:
-                raise RuntimeError("benchmark needs content-length responses")
-            eol = head.find(b"\r\n", pos)
-            length = int(head[pos + 15 : eol if eol >= 0 else len(head)])
-            if len(self.buf) < end + 4 + length:
-                return
-            self.buf = self.buf[end + 4 + length :]
+            status, head, self.buf = taken
             now = time.perf_counter()
-            status = int(head[9:12])
             latency = now - self.sent
             if self.sent < self.stats.count_from:  # the first second's burst is warm-up
                 pass

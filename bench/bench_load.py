@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench import synth
-from bench.bench_node import free_port, request_bytes, server
+from bench.bench_node import free_port, request_bytes, server, take_response
 
 VENV_BIN = Path(sys.executable).parent
 OWNER = "EU.EORI.NL000000195"
@@ -80,20 +80,11 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
+        taken = take_response(self.buf)
+        if taken is None:
             return
-        head = self.buf[:end].lower()
-        pos = head.find(b"content-length:")
-        if pos < 0:
-            raise RuntimeError("the load test needs content-length responses")
-        eol = head.find(b"\r\n", pos)
-        length = int(head[pos + 15 : eol if eol >= 0 else len(head)])
-        if len(self.buf) < end + 4 + length:
-            return
-        self.buf = self.buf[end + 4 + length :]
+        status, _head, self.buf = taken
         now = time.perf_counter()
-        status = int(head[9:12])
         self.stats.latency.setdefault(self.kind, []).append(now - self.sent_at)
         by_status = self.stats.statuses.setdefault(self.kind, {})
         by_status[status] = by_status.get(status, 0) + 1

@@ -99,10 +99,8 @@ class _Conn(asyncio.Protocol):
         if end < 0:
             return
         head = self.buf[:end].lower()
-        pos = head.find(b"content-length:")
-        if pos >= 0:
-            eol = head.find(b"\r\n", pos)
-            length = int(head[pos + 15 : eol if eol >= 0 else len(head)])
+        length = content_length(head)
+        if length is not None:
             if len(self.buf) < end + 4 + length:
                 return
             rest = self.buf[end + 4 + length :]
@@ -128,6 +126,30 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.done.done():
             self.done.set_result(None)
+
+
+def content_length(head: bytes) -> int | None:
+    """The Content-Length of a lower-cased response head (status line and headers), or None."""
+    pos = head.find(b"content-length:")
+    if pos < 0:
+        return None
+    eol = head.find(b"\r\n", pos)
+    return int(head[pos + 15 : eol if eol >= 0 else len(head)])
+
+
+def take_response(buf: bytes) -> tuple[int, bytes, bytes] | None:
+    """(status, lower-cased head, what follows) once `buf` holds a whole Content-Length
+    response; None before."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buf[:end].lower()
+    length = content_length(head)
+    if length is None:
+        raise RuntimeError("the benchmark needs responses with a Content-Length")
+    if len(buf) < end + 4 + length:
+        return None
+    return int(head[9:12]), head, buf[end + 4 + length :]
 
 
 def request_bytes(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> bytes:
@@ -198,8 +220,7 @@ def prime(port: int, requests: list[bytes], connections: int) -> None:
             for req in chunk:
                 writer.write(req)
                 head = await reader.readuntil(b"\r\n\r\n")
-                pos = head.lower().find(b"content-length:")
-                await reader.readexactly(int(head[pos + 15 : head.find(b"\r\n", pos)]))
+                await reader.readexactly(content_length(head[:-4].lower()) or 0)
             writer.close()
 
         await asyncio.gather(*(one(c) for c in chunks))
@@ -426,11 +447,9 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
     while (end := data.find(b"\r\n\r\n")) < 0:
         data += _recv(sock)
     head = data[:end].lower()
-    pos = head.find(b"content-length:")
-    if pos < 0:
+    length = content_length(head)
+    if length is None:
         raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
-    eol = head.find(b"\r\n", pos)
-    length = int(head[pos + 15 : eol if eol >= 0 else len(head)])
     body = data[end + 4 :]
     while len(body) < length:
         body += _recv(sock)
