@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pyoxigraph as ox
 
 from node.sparql.outline import QueryOutline, outline
-from node.sparql.text import SparqlSyntaxError
+from node.sparql.text import SparqlSyntaxError, mentions_service
 from node.store import MemoryStore, Store
 from node.store.merge import DEFAULT_PLANNER, MERGE_PREFIX, MergePlanner
 from trust.audit import AuditEvent
@@ -222,7 +222,7 @@ def refuse_engine_service(query: str) -> None:
     "servicx" (no keyword; names, IRIs and literals stay valid) the text must still parse.
     Parsing a SELECT or CONSTRUCT does not evaluate it; an ASK is evaluated on an empty store.
     """
-    if "SERVICE" not in query.upper():
+    if not mentions_service(query):
         return
     probe = _SERVICE_TEXT.sub(
         lambda m: m.group()[:-1] + ("X" if m.group()[-1] == "E" else "x"), query

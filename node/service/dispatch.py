@@ -22,20 +22,12 @@ from node.enforcement import Caller
 from node.errors import QueryTimeout
 from node.runtime import Runtime
 from node.service.query import Answer, SparqlRequest, answer_query
+from node.sparql.text import mentions_service
 from trust.delegation import Policy
 
-__all__ = ["EngineSlot", "may_call_out", "submit_query"]
+__all__ = ["EngineSlot", "submit_query"]
 
 T = TypeVar("T")
-
-
-def may_call_out(query: str) -> bool:
-    """A cheap look for the SERVICE keyword (no tokenization; the outline decides for real).
-
-    A false positive costs one thread hop. Correctness never rests on this look: the outline
-    plans, and the enforcement point checks, every SERVICE on either path.
-    """
-    return "SERVICE" in query.upper()
 
 
 @dataclass(frozen=True)
@@ -70,7 +62,7 @@ def submit_query(
     evidence: Sequence[Policy],
 ) -> Future[Answer]:
     """Start answering a SPARQL request; the future holds the Answer (audited) or the error."""
-    if may_call_out(req.query):
+    if mentions_service(req.query):  # a false positive costs one thread hop, no decision
         slot = EngineSlot(rt, deadline)
         return rt.federated.submit(
             answer_query, rt, caller, req, accept, fmt, deadline, evidence, slot=slot

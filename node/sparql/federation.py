@@ -30,6 +30,7 @@ from node.sparql.text import (
     Token,
     expand_iri,
     matching,
+    mentions_service,
     variable_name,
 )
 
@@ -215,7 +216,7 @@ def materialise(answer: Any) -> RemoteSolutions:
 
 def has_service(query: str | QueryOutline) -> bool:
     """True when the query uses SERVICE as a keyword (not inside a string, IRI or comment)."""
-    if isinstance(query, str) and "SERVICE" not in query.upper():
+    if isinstance(query, str) and not mentions_service(query):
         return False
     return outline(query).has_service
 

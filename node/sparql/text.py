@@ -91,6 +91,15 @@ def tokenize(query: str) -> list[Token]:
     return list(_scan(query))
 
 
+def mentions_service(text: str) -> bool:
+    """Whether the word SERVICE appears anywhere (any case): a check that costs no tokenizing.
+
+    False means the text cannot call out; True only means it may (a string or a comment can hold
+    the word), and the outline decides.
+    """
+    return "SERVICE" in text.upper()
+
+
 def variable_name(token: Token) -> str:
     """`?x` and `$x` both name the variable `x`."""
     return token.text[1:]
