@@ -179,3 +179,12 @@ def test_a_prefixed_name_does_not_swallow_the_dot_that_ends_a_triple() -> None:
     assert all(text[t.start : t.end] == t.text for t in tokenize(text))
     # an escaped '#' is part of the name, not a comment that would hide the rest of the line
     assert [t.text for t in tokenize("ex:a\\#b } SERVICE")] == ["ex:a\\#b", "}", "SERVICE"]
+
+
+def test_an_edited_outline_takes_only_its_own_fields() -> None:
+    read = outline("SELECT * { ?s ?p ?o }")
+    edited = read.with_text("SELECT * { ?s ?p ?o } LIMIT 5", limit=None)
+    assert edited.text.endswith("LIMIT 5") and read.text == "SELECT * { ?s ?p ?o }"
+    assert edited.tokens is read.tokens  # nothing read again
+    with pytest.raises(TypeError, match="tokenz"):
+        read.with_text("SELECT * { ?s ?p ?o }", tokenz=())
