@@ -12,7 +12,11 @@ middleware for the answers cover all of them without touching a route.
   as `unsigned` unless `exchange.accept_unsigned = false`.
 - Inbound (`SignedExchangeMiddleware`): a signed request is verified the same way before the
   route sees it (a bad signature is 401 `invalid_signature` naming the check) and kept as a
-  receipt; the response to a caller with another party's access token is signed.
+  receipt. The answer is sealed for a caller with another party's access token whose request
+  was signed (another node: every node-to-node request is) or asks for it with
+  `Accept-Signature`, which every outbound call of this node sends. A plain API client of
+  another party (a browser, a script) is not sealed unasked: an RSA signature per answer would
+  cost more than the query it seals.
 
 Receipt and refusal entries go to the audit log (kinds `receipt`, `receipt_refused`); they are
 records of evidence, not access decisions, which stay with node/enforcement.py.
@@ -33,6 +37,7 @@ from node.http_body import BodyTooLarge, ClientGone, read_body, replay
 from trust.audit import AuditEvent, AuditUnavailable
 from trust.errors import TrustError
 from trust.jades import (
+    ACCEPT_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
     ExchangeSignatureError,
     HttpMessage,
@@ -89,12 +94,17 @@ class Exchange:
     def request_headers(
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> dict[str, str]:
-        """`Digest` and `x-jws-signature` for a request about to be sent ({} when not signing)."""
+        """`Accept-Signature`, and `Digest` and `x-jws-signature` when signing, for a request
+        about to be sent: the peer seals its answer either way, so every answer is evidence."""
+        asked = {"Accept-Signature": "jades"}
         if not self.sign:
-            return {}
+            return asked
         target, host = _target_host(url)
         lower = {k.lower(): v for k, v in headers.items()}
-        return sign_message(HttpMessage(method, target, host, lower, body), self.identity)
+        return {
+            **asked,
+            **sign_message(HttpMessage(method, target, host, lower, body), self.identity),
+        }
 
     def check_response(
         self,
@@ -287,10 +297,12 @@ class Exchange:
 
 
 _SIGNATURE_KEY = SIGNATURE_HEADER.encode("latin-1")
+_ACCEPT_KEY = ACCEPT_SIGNATURE_HEADER.encode("latin-1")
 
 
 class SignedExchangeMiddleware:
-    """Verifies signed requests before any route runs; signs responses to other parties."""
+    """Verifies signed requests before any route runs; seals answers to other parties' nodes
+    (a signed request) and to whoever asks with `Accept-Signature`."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], rt: Any) -> None:
         self.app = app
@@ -302,13 +314,16 @@ class SignedExchangeMiddleware:
             return
         ex = exchange_for(self.rt)
         signature = authorization = None
+        asked = False
         for key, value in scope.get("headers", ()):  # ASGI header names are lower case
             if key == b"authorization":
                 authorization = value.decode("latin-1") if authorization is None else ""
             elif key == _SIGNATURE_KEY:
                 signature = value.decode("latin-1") if signature is None else ""
-        if signature is None and (not ex.sign or authorization is None):
-            await self.app(scope, receive, send)  # nothing to verify, no party to sign for
+            elif key == _ACCEPT_KEY:
+                asked = True
+        if signature is None and (not ex.sign or not asked or authorization is None):
+            await self.app(scope, receive, send)  # nothing to verify, no seal asked for
             return
         party = ex.token_party(authorization, self.rt.layer)
         if signature is None and (party is None or party == ex.own_party):

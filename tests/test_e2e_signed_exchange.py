@@ -162,13 +162,20 @@ def test_federated_query_is_signed_both_ways_and_kept_as_receipts(world: World) 
 def test_a_response_to_another_party_carries_a_verifiable_signature(world: World) -> None:
     token = token_for(world.configs[RENOVATOR], world.urls[BUILDER])
     query = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+    headers = {"Authorization": f"Bearer {token}", "Accept": RESULTS_JSON}
+    # A plain client of another party that does not ask gets the answer unsealed.
+    unasked = httpx.post(
+        f"{world.urls[BUILDER]}/sparql", data={"query": query}, headers=headers, timeout=60
+    )
+    assert unasked.status_code == 200 and "x-jws-signature" not in unasked.headers
     resp = httpx.post(
         f"{world.urls[BUILDER]}/sparql",
         data={"query": query},
-        headers={"Authorization": f"Bearer {token}", "Accept": RESULTS_JSON},
+        headers={**headers, "Accept-Signature": "jades"},
         timeout=60,
     )
     assert resp.status_code == 200
+    assert resp.json() == unasked.json()
     host = world.urls[BUILDER].removeprefix("http://")
     message = HttpMessage(
         "POST", "/sparql", host, {k.lower(): v for k, v in resp.headers.items()}, resp.content
@@ -182,8 +189,10 @@ def test_a_response_to_another_party_carries_a_verifiable_signature(world: World
     with pytest.raises(ExchangeSignatureError) as err:
         verify_message(resp.headers["x-jws-signature"], other, world.roots())
     assert err.value.check == "signature_invalid"
-    # An anonymous caller is nobody's party: nothing to seal.
-    anonymous = httpx.get(f"{world.urls[BUILDER]}/catalog", timeout=30)
+    # An anonymous caller is nobody's party: nothing to seal, even when it asks.
+    anonymous = httpx.get(
+        f"{world.urls[BUILDER]}/catalog", headers={"Accept-Signature": "jades"}, timeout=30
+    )
     assert "x-jws-signature" not in anonymous.headers
 
 

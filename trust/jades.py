@@ -52,6 +52,7 @@ from trust.pki import (
 from trust.registry import Party
 
 __all__ = [
+    "ACCEPT_SIGNATURE_HEADER",
     "DIGEST_HEADER",
     "HTTP_HEADERS_MID",
     "SIGNATURE_HEADER",
@@ -67,6 +68,9 @@ __all__ = [
 
 HTTP_HEADERS_MID = "http://uri.etsi.org/19182/HttpHeaders"
 SIGNATURE_HEADER = "x-jws-signature"
+# A request that asks for a sealed answer without being signed itself (a party's client that
+# keeps evidence). Named after RFC 9421's request for signatures; its value is not read.
+ACCEPT_SIGNATURE_HEADER = "accept-signature"
 DIGEST_HEADER = "digest"
 REQUEST_TARGET = "(request-target)"
 REQUIRED_PARS = (REQUEST_TARGET, "host", DIGEST_HEADER)
