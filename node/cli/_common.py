@@ -8,12 +8,14 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from node.config import ConfigError, Settings, load_settings
-from node.service.ops import LocalNode, NodeOps, RemoteNode
+
+if TYPE_CHECKING:  # loaded when a command needs them: `dsgo --help` and the light commands
+    import httpx  # start without the HTTP client, the store and the enforcement point
+
+    from node.service.ops import NodeOps
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -136,7 +138,8 @@ def _describe(exc: BaseException) -> str:
     description = getattr(exc, "description", None)
     if description:
         return f"{description}"
-    if isinstance(exc, httpx.HTTPError):
+    httpx = sys.modules.get("httpx")  # not loaded: the failure cannot be one of its errors
+    if httpx is not None and isinstance(exc, httpx.HTTPError):
         return f"HTTP failure: {exc}"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror}"
@@ -151,6 +154,7 @@ def open_ops(settings: Settings, doing: str = "") -> Iterator[NodeOps]:
     The embedded store allows one process; when a node is serving, every operation goes to
     its admin API as the node's own party. Either way the enforcement point decides and audits.
     """
+    from node.service.ops import LocalNode, RemoteNode
     from node.store import StoreLocked, open_store
 
     try:

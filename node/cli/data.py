@@ -22,7 +22,6 @@ from node.cli._common import (
     _settings,
     open_ops,
 )
-from node.service.ops import LocalNode
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -100,6 +99,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not args.file.is_file():
         raise CliError(f"{args.file}: no such file")
+    from node.service.ops import LocalNode
+
     fmt = format_for(args.file, args.format)
     with open_ops(settings, "loading") as ops:
         if isinstance(ops, LocalNode):

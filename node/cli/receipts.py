@@ -12,10 +12,12 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from node.config import load_settings
-from node.exchange import RECEIPTS_FILE
-from trust.receipts import OfflineVerdict, Receipt, ReceiptStore, verify_offline
+
+if TYPE_CHECKING:  # the signature checks are loaded by the command, not by the parser
+    from trust.receipts import OfflineVerdict, Receipt, ReceiptStore
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _VERSION = re.compile(r"^(?P<base>.+)/dataset/(?P<name>[a-z0-9][a-z0-9_-]{0,62})(/version/\d+)?$")
@@ -47,7 +49,9 @@ def add_parser(
 
 def cmd_audit_receipts(args: argparse.Namespace) -> int:
     """Exit 0 when every signed receipt verifies, 1 when one does not, 2 on a usage error."""
+    from node.exchange import RECEIPTS_FILE
     from node.runtime import trusted_fingerprints
+    from trust.receipts import ReceiptStore, verify_offline
 
     settings = load_settings(args.config)
     path = settings.data_dir / RECEIPTS_FILE

@@ -6,6 +6,7 @@ never mistaken for syntax. Whitespace and comments are dropped; every token keep
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -45,7 +46,15 @@ _PATTERNS = [
     ),
     (PUNCT, r"\^\^|&&|\|\||!=|<=|>=|."),
 ]
-_SCANNER = re.compile("|".join(f"(?P<t{i}>{p})" for i, (_, p) in enumerate(_PATTERNS)), re.DOTALL)
+
+
+@functools.cache
+def _scanner() -> re.Pattern[str]:
+    """The one tokenizer pattern, compiled on first use: its Unicode ranges take ~60 ms to
+    compile, which a CLI command that never reads SPARQL should not pay."""
+    return re.compile("|".join(f"(?P<t{i}>{p})" for i, (_, p) in enumerate(_PATTERNS)), re.DOTALL)
+
+
 _KINDS = [kind for kind, _ in _PATTERNS]
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
@@ -164,7 +173,7 @@ def _scan(query: str) -> Iterator[Token]:
     # contiguous and finditer reads the whole text; no pattern has a group of its own, so
     # `lastindex` says which alternative matched.
     kinds = _KINDS
-    for m in _SCANNER.finditer(query):
+    for m in _scanner().finditer(query):
         kind = kinds[m.lastindex - 1]  # type: ignore[operator]
         if kind is not None:
             yield Token(kind, m.group(), m.start(), m.end())
