@@ -133,12 +133,14 @@ def _iri_object(line: str) -> str | None:
 def sampleable(shapes) -> bool:
     """True when every shape only looks at a node's own triples, its referrers and their types.
 
-    That holds for paths of one step (an IRI or sh:inversePath of an IRI) with sh:class,
+    That holds for paths of one step (an IRI, sh:inversePath of an IRI, sh:alternativePath of
+    IRIs) with sh:class,
     cardinality, datatype, pattern, sh:in ... constraints; sh:node, qualified value shapes,
     SPARQL constraints or targets and longer paths need more of the graph, and targets that can
     pick a node that is no subject (sh:targetObjectsOf, sh:targetNode) would go unsampled.
     """
     from rdflib import BNode, Namespace, URIRef
+    from rdflib.collection import Collection
 
     sh = Namespace(SH)
     for local in (
@@ -154,8 +156,13 @@ def sampleable(shapes) -> bool:
     for path in shapes.objects(None, sh.path):
         if isinstance(path, URIRef):
             continue
-        inverse = shapes.value(path, sh.inversePath) if isinstance(path, BNode) else None
-        if not isinstance(inverse, URIRef) or len(list(shapes.predicate_objects(path))) != 1:
+        if not isinstance(path, BNode) or len(list(shapes.predicate_objects(path))) != 1:
+            return False
+        inverse = shapes.value(path, sh.inversePath)
+        if isinstance(inverse, URIRef):
+            continue
+        choices = shapes.value(path, sh.alternativePath)  # one step along any of some IRIs
+        if choices is None or not all(isinstance(c, URIRef) for c in Collection(shapes, choices)):
             return False
     return True
 

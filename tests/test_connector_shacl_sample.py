@@ -107,3 +107,65 @@ def test_blank_nodes_mean_no_sample(tmp_path):
     path = tmp_path / "b.nt"
     path.write_text("<http://x/a> <http://x/p> _:b .\n_:b <http://x/q> <http://x/c> .\n")
     assert sample(path, 2, 1) is None
+
+
+QV = "<http://x/q>"
+QUDT = "http://qudt.org/schema/qudt/"
+DSGO = "https://w3id.org/dsgo-node/def#"
+SOSA = "http://www.w3.org/ns/sosa/"
+QUANTITY = (
+    f"{QV} {RDF_TYPE} <{QUDT}QuantityValue> .\n"
+    f'{QV} <{QUDT}numericValue> "1.5"^^<http://www.w3.org/2001/XMLSchema#double> .\n'
+    f"{QV} <{QUDT}unit> <http://qudt.org/vocab/unit/M> .\n"
+)
+OBS = "<http://x/o>"
+OBSERVATION = (
+    f"{OBS} {RDF_TYPE} <{SOSA}Observation> .\n"
+    f"{OBS} <{SOSA}hasFeatureOfInterest> <http://x/room> .\n"
+    f"{OBS} <{SOSA}observedProperty> <http://x/temperature> .\n"
+    f"{OBS} <{SOSA}madeBySensor> <http://x/sensor> .\n"
+    f'{OBS} <{SOSA}resultTime> "2026-01-01T00:00:00Z"^^<http://www.w3.org/2001/XMLSchema#dateTime> .\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "base", "extra", "ok"),
+    [
+        ("ifc", QUANTITY, f'{QV} <{DSGO}propertySet> "Qto_SpaceBaseQuantities" .\n', True),
+        ("ifc", QUANTITY, f'{QV} <{DSGO}ifcAttribute> "OverallWidth" .\n', True),
+        (
+            "ifc",
+            QUANTITY,
+            f'{QV} <{DSGO}propertySet> "Pset" .\n{QV} <{DSGO}ifcAttribute> "Width" .\n',
+            False,
+        ),
+        ("ifc", QUANTITY, "", False),
+        (
+            "measurements",
+            OBSERVATION,
+            f'{OBS} <{SOSA}hasSimpleResult> "true"^^<http://www.w3.org/2001/XMLSchema#boolean> .\n',
+            True,
+        ),
+        (
+            "measurements",
+            OBSERVATION,
+            f'{OBS} <{SOSA}hasSimpleResult> "true"^^<http://www.w3.org/2001/XMLSchema#boolean> .\n'
+            f"{OBS} <{SOSA}hasResult> {QV} .\n{QUANTITY}",
+            False,
+        ),
+        ("measurements", OBSERVATION, "", False),
+    ],
+)
+def test_exactly_one_of_two_sources(duplex, tmp_path, kind, base, extra, ok):
+    """A quantity value comes from one property set or one IFC attribute, an observation has
+    one result: both, or neither, is a violation that names the rule."""
+    path = tmp_path / "one.nt"
+    path.write_text(base + extra, encoding="utf-8")
+    count = len((base + extra).splitlines())
+    result = type(duplex)(duplex.prov, path, None, count)
+    if ok:
+        assert validate(result, kind) == count
+        return
+    with pytest.raises(ShaclValidationError) as err:
+        validate(result, kind)
+    assert "exactly one" in str(err.value)
