@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import vocab
 from connectors.base import ConnectorResult, iter_triples
@@ -41,6 +42,9 @@ class Sample:
 
     lines: list[str]
     focus: set[str] | None = None
+
+
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 
 def validate(
@@ -181,11 +185,40 @@ def _report(ntriples: str, shapes):
     from rdflib import Graph
 
     data = Graph()
-    data.parse(data=ntriples, format="nt")
+    _parse_into(data, ntriples)
     _conforms, report, _text = shacl_validate(
         data, shacl_graph=shapes, inference="none", advanced=False, allow_warnings=True
     )
     return report
+
+
+def _parse_into(graph, ntriples: str) -> None:
+    """N-Triples into an rdflib graph, read by pyoxigraph: half of rdflib's own parse time (17 s
+    for 275k triples), with each distinct term built once. Plain literals stay plain."""
+    import pyoxigraph as ox
+    from rdflib import BNode, Literal, URIRef
+
+    terms: dict[Any, Any] = {}
+
+    def term(node: Any) -> Any:
+        found = terms.get(node)
+        if found is None:
+            if isinstance(node, ox.NamedNode):
+                found = URIRef(node.value)
+            elif isinstance(node, ox.BlankNode):
+                found = BNode(node.value)
+            elif node.language:
+                found = Literal(node.value, lang=node.language)
+            elif node.datatype.value == _XSD_STRING:
+                found = Literal(node.value)
+            else:
+                found = Literal(node.value, datatype=URIRef(node.datatype.value))
+            terms[node] = found
+        return found
+
+    add = graph.add
+    for triple in ox.parse(ntriples, format=ox.RdfFormat.N_TRIPLES):
+        add((term(triple.subject), term(triple.predicate), term(triple.object)))
 
 
 def _failures(report, threshold: Severity, focus: set[str] | None = None) -> list[str]:
