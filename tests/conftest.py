@@ -13,6 +13,31 @@ sys.path.insert(0, str(Path(__file__).parent))
 from nodeproc import ProcessGroup, dsgo  # noqa: E402
 from virtuoso import Virtuoso, start_virtuoso  # noqa: E402
 
+# The heaviest test files, longest first (their summed durations from --durations=0 in
+# a whole run). `make test` hands whole files to its workers (`--dist loadfile`) in collection
+# order: starting these first keeps one long file from being the last thing still running.
+HEAVIEST_FIRST = (
+    "test_demo.py",
+    "test_check_ids_cli.py",
+    "test_merge_e2e.py",
+    "test_node_sync.py",
+    "test_connector_ifc_corpus.py",
+    "test_web_pages.py",
+    "test_node_http.py",
+    "test_api_fuzz.py",
+    "test_node_config.py",
+    "test_e2e_permit_check.py",
+    "test_ishare_conformance.py",
+    "test_connector_measurements.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heaviest files first (HEAVIEST_FIRST), every other file after them in its own order."""
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    last = len(HEAVIEST_FIRST)
+    items.sort(key=lambda item: rank.get(item.path.name, last))  # stable: order within a file
+
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[ProcessGroup]:
