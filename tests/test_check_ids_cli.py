@@ -57,14 +57,43 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {"built": built, "fixed": fixed}
 
 
-@pytest.fixture
-def node(tmp_path: Path, models) -> Path:
-    """A node (not running) whose `bim` is the built ILS model, loaded by the IFC connector."""
-    config = init_node(tmp_path / "node", PARTY, "Builder", 18_611)
-    model = tmp_path / "model.ifc"
+@pytest.fixture(scope="module")
+def blank(tmp_path_factory) -> Path:
+    """One `dsgo init` for the module (keys, node.toml); tests get a copy (see fresh_node)."""
+    return init_node(tmp_path_factory.mktemp("blank") / "node", PARTY, "Builder", 18_611)
+
+
+def fresh_node(blank: Path, directory: Path) -> Path:
+    """A copy of the blank node at `directory` (its node.toml paths are relative); node.toml."""
+    shutil.copytree(blank.parent, directory)
+    return directory / "node.toml"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, blank: Path, models) -> tuple[Path, Path]:
+    """WORK/node whose `bim` is the built ILS model WORK/model.ifc, loaded by the IFC connector
+    once; and a pristine copy of WORK that each test's `node` is restored from."""
+    work = tmp_path_factory.mktemp("ils-node") / "work"
+    config = fresh_node(blank, work / "node")
+    model = work / "model.ifc"
     shutil.copy(models["built"], model)
     assert main(["connect", "ifc", str(model), "--dataset", "bim", "--config", str(config)]) == 0
-    return config
+    pristine = tmp_path_factory.mktemp("ils-pristine") / "work"
+    shutil.copytree(work, pristine)
+    return work, pristine
+
+
+@pytest.fixture
+def node(prepared: tuple[Path, Path]) -> Path:
+    """A node (not running) whose `bim` is the built ILS model, loaded by the IFC connector.
+
+    Restored for every test from the pristine copy, at the same path (the dataset's recorded
+    source is WORK/model.ifc): the same state a fresh `init` + `connect` gives, without paying
+    for the connector run again."""
+    work, pristine = prepared
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(pristine, work)
+    return work / "node" / "node.toml"
 
 
 def check(config: Path, *args: str | Path) -> int:
@@ -145,8 +174,8 @@ def test_exit_2_for_an_invalid_ids_and_a_report_over_another_dataset(node, model
     assert check(node, "--dataset", "bim", "--ids", IDS_912B, "--report", "provenance") == 2
 
 
-def test_exit_2_when_the_datasets_source_model_changed(node: Path, tmp_path: Path, capsys):
-    model = tmp_path / "model.ifc"
+def test_exit_2_when_the_datasets_source_model_changed(node: Path, capsys):
+    model = node.parent.parent / "model.ifc"  # the file `bim` was loaded from
     model.write_bytes(model.read_bytes() + b"\n")
     assert check(node, "--dataset", "bim", "--ids", IDS_912B, "--report", "r") == 2
     err = capsys.readouterr().err
@@ -258,8 +287,8 @@ def _add(config: Path, text: str) -> None:
     config.write_text(config.read_text(encoding="utf-8") + "\n" + text, encoding="utf-8")
 
 
-def test_configured_check_runs_after_each_sync_that_changes_the_model(tmp_path, models):
-    config = init_node(tmp_path / "node", PARTY, "Builder", 18_612)
+def test_configured_check_runs_after_each_sync_that_changes_the_model(tmp_path, blank, models):
+    config = fresh_node(blank, tmp_path / "node")
     model = config.parent / "model.ifc"
     shutil.copy(models["built"], model)
     _add(
@@ -310,15 +339,15 @@ report = "permit-check"
         ('kind = "ids"\ndataset = "bim"\nids = ["a"]\nreport = "r"\nid = ["a"]', "unknown key"),
     ],
 )
-def test_checks_config_errors_name_the_key(tmp_path: Path, table: str, message: str) -> None:
-    config = init_node(tmp_path / "node", PARTY, "Builder", 18_613)
+def test_checks_config_errors_name_the_key(tmp_path: Path, blank, table: str, message: str) -> None:
+    config = fresh_node(blank, tmp_path / "node")
     _add(config, f"[[checks]]\n{table}\n")
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_settings(config)
 
 
-def test_checks_config_paths_are_relative_to_the_config(tmp_path: Path) -> None:
-    config = init_node(tmp_path / "node", PARTY, "Builder", 18_614)
+def test_checks_config_paths_are_relative_to_the_config(tmp_path: Path, blank) -> None:
+    config = fresh_node(blank, tmp_path / "node")
     _add(
         config,
         '[[checks]]\nkind = "ids"\ndataset = "bim"\nids = ["ils/a.ids", "/abs/b.ids"]\n'
@@ -332,14 +361,14 @@ def test_checks_config_paths_are_relative_to_the_config(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- conformance, through the CLI
 
 
-def test_official_cases_through_the_command(tmp_path: Path) -> None:
+def test_official_cases_through_the_command(tmp_path: Path, blank) -> None:
     """Every buildingSMART IDS 1.0 test case, checked with `dsgo check ids --strict`.
 
     pass- cases exit 0, fail- and invalid- cases exit 1, and the stored report dataset of each
     says the same (sh:conforms); the two cases ifctester gets wrong are listed and must stay
     wrong (if ifctester is fixed, remove them here and in tests/test_ids_check.py).
     """
-    config = init_node(tmp_path / "node", PARTY, "Checker", 18_615)
+    config = fresh_node(blank, tmp_path / "node")
     cases = sorted(CASES.glob("*/*.ids"))
     assert len(cases) == 126
     codes: dict[str, tuple[Path, int]] = {}

@@ -7,6 +7,8 @@ previous version. Checked with the node stopped (direct store access) and runnin
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shutil
 from collections.abc import Callable
@@ -24,6 +26,8 @@ from nodeproc import (
     measurements_csv,
 )
 
+from node.cli import main
+
 PARTY = "EU.EORI.NL000000101"
 CO2_OF_A_ROOM = """PREFIX sosa: <http://www.w3.org/ns/sosa/> PREFIX qudt: <http://qudt.org/schema/qudt/>
 PREFIX dsgo: <https://w3id.org/dsgo-node/def#>
@@ -33,6 +37,15 @@ SELECT ?v WHERE { ?o sosa:observedProperty dsgo:CO2Concentration ;
   sosa:hasResult/qudt:numericValue ?v }"""
 SPACE_NAME = """PREFIX props: <https://w3id.org/props#>
 SELECT ?n WHERE { <%s/id/bim/space/0BTBFw6f90Nfh9rP1dlXr2> props:longName ?n }"""
+
+
+def cli(*args: str | Path) -> str:
+    """`dsgo ARGS` run in this process (a read-back, not what a test is about); its stdout."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*map(str, args)])
+    assert code == 0, f"dsgo {' '.join(map(str, args))} exited {code}: {err.getvalue()}"
+    return out.getvalue()
 
 
 @dataclass
@@ -48,6 +61,7 @@ class Node:
         return f"http://127.0.0.1:{self.port}"
 
     def sync(self, check: bool = True):
+        """The real `dsgo sync` process (its exit code and output are what is checked)."""
         return dsgo("sync", "--config", self.config, check=check)
 
     def outcomes(self, out: str) -> dict[str, str]:
@@ -55,22 +69,21 @@ class Node:
         return dict(re.findall(r"^([a-z0-9_-]+): (\w+)", out, re.M))
 
     def counts(self) -> dict[str, int]:
-        out = dsgo("datasets", "--config", self.config).stdout
+        out = cli("datasets", "--config", self.config)
         return {line.split("\t")[0]: int(line.split("\t")[1]) for line in out.splitlines()}
 
     def answer(self, template: str) -> list[str]:
-        out = dsgo("query", template % self.base, "--config", self.config, "--format", "tsv")
-        return sorted(out.stdout.splitlines()[1:])
+        out = cli("query", template % self.base, "--config", self.config, "--format", "tsv")
+        return sorted(out.splitlines()[1:])
 
     def snapshot(self) -> tuple[dict[str, int], list[str], list[str]]:
         return self.counts(), self.answer(CO2_OF_A_ROOM), self.answer(SPACE_NAME)
 
 
-@pytest.fixture
-def node(tmp_path: Path) -> Node:
-    port = free_port()
-    config = init_node(tmp_path / "node", PARTY, "Builder", port)
-    src = tmp_path / "sources"
+def make_node(root: Path, port: int) -> Node:
+    """ROOT/node with two [[sources]]: the duplex IFC and a sensor CSV with its mapping."""
+    config = init_node(root / "node", PARTY, "Builder", port)
+    src = root / "sources"
     src.mkdir()
     ifc, csv_path, mapping = src / "duplex.ifc", src / "readings.csv", src / "mapping.toml"
     shutil.copyfile(DUPLEX_IFC, ifc)
@@ -94,6 +107,31 @@ feature_base = "http://127.0.0.1:{port}"
     return Node(config, port, ifc, csv_path, mapping)
 
 
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Node, Path, Path]:
+    """The node after its first `dsgo sync` (checked by first_sync, once for the module), and a
+    pristine copy of its directory that every test's `node` is restored from."""
+    work = tmp_path_factory.mktemp("sync-node") / "work"
+    node = make_node(work, free_port())
+    first_sync(node)
+    pristine = tmp_path_factory.mktemp("sync-pristine") / "work"
+    shutil.copytree(work, pristine)
+    return node, work, pristine
+
+
+@pytest.fixture
+def node(synced: tuple[Node, Path, Path]) -> Node:
+    """The node (stopped) as its first sync left it: both sources loaded, sync state saved.
+
+    Restored at the same path for every test (node.toml names its sources by absolute path,
+    and the sync state's checksums include that path), so each test starts from the same
+    state as after `init` + first_sync, without paying for the IFC conversion again."""
+    node, work, pristine = synced
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(pristine, work)
+    return node
+
+
 def numbers(cells: list[str]) -> list[float]:
     """Numeric TSV cells (`400.0`, `4.0E2` or `"400.0"^^<...#double>`) as floats."""
     return [float(cell.split("^^")[0].strip('"')) for cell in cells]
@@ -109,7 +147,7 @@ def first_sync(node: Node) -> None:
 
 
 def test_sync_runs_only_changed_sources(node: Node) -> None:
-    first_sync(node)
+    # the first sync ran both (first_sync, in the `synced` fixture this node is a copy of)
     out = node.sync().stdout
     assert node.outcomes(out) == {"bim": "unchanged", "measurements": "unchanged"}, out
     before = node.answer(CO2_OF_A_ROOM)
@@ -157,7 +195,6 @@ FAILURES: dict[str, tuple[Callable[[Node], None], str, tuple[str, ...]]] = {
 
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_bad_source_fails_and_keeps_served_data(node: Node, case: str) -> None:
-    first_sync(node)
     before = node.snapshot()
     breaks, dataset, words = FAILURES[case]
     breaks(node)
@@ -174,7 +211,6 @@ def test_bad_source_fails_and_keeps_served_data(node: Node, case: str) -> None:
 
 
 def test_sync_through_the_running_node(node: Node, procs: ProcessGroup) -> None:
-    first_sync(node)
     procs.serve(node.config, node.port, name="node")
     before = node.snapshot()  # queries now go through the running node's HTTP API
     _bad_row(node)
