@@ -244,9 +244,21 @@ def load_pem_identity(
     party_id: str | None = None,
 ) -> PartyIdentity:
     """Load a private key and certificate chain (signer first) from PEM bytes or file paths."""
-    key = serialization.load_pem_private_key(_read(key_pem), password=_pw(passphrase))
+    key = _load_pem_private_key(_read(key_pem), _pw(passphrase))
     chain = load_certificates_pem(_read(chain_pem))
     return _identity(key, chain, party_id)
+
+
+@lru_cache(maxsize=16)
+def _load_pem_private_key(data: bytes, password: bytes | None):
+    """`load_pem_private_key`, once per (PEM, passphrase) in a process.
+
+    Loading an RSA key validates it (about 70 ms for 2048 bits), and one `dsgo` command may load
+    the node's key several times (a command sent to the running node loads it for its trust
+    client and again for the registry lookup). The same bytes always give the same validated,
+    immutable key object, so the result is cached; a key that fails to load is not cached.
+    """
+    return serialization.load_pem_private_key(data, password=password)
 
 
 def load_pkcs12_identity(
