@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from nodeproc import ProcessGroup, dsgo  # noqa: E402
+from nodeproc import ProcessGroup, dsgo, output_tails  # noqa: E402
 from virtuoso import Virtuoso, start_virtuoso  # noqa: E402
 
 # The heaviest test files, longest first (their summed durations from --durations=0 in
@@ -77,3 +77,14 @@ def virtuoso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Virtuoso]:
         yield start_virtuoso(group, tmp_path_factory.mktemp("virtuoso"))
     finally:
         group.stop_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """A failed test's report ends with the servers' last log lines (what a CI log needs)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when in ("setup", "call"):
+        tails = output_tails()
+        if tails:
+            report.sections.append(("servers' stderr (last lines)", tails))

@@ -211,6 +211,9 @@ class ProcessGroup:
     log_dir: Path
     procs: list[Proc] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        LIVE_GROUPS.append(self)  # so a failing test's report can show the servers' output
+
     def serve(
         self,
         config: Path,
@@ -244,6 +247,26 @@ class ProcessGroup:
         for proc in reversed(self.procs):
             proc.stop()
         self.procs.clear()
+        if self in LIVE_GROUPS:
+            LIVE_GROUPS.remove(self)
+
+
+# Every ProcessGroup not yet stopped (tests/conftest.py prints their output when a test fails).
+LIVE_GROUPS: list[ProcessGroup] = []
+
+
+def output_tails(lines: int = 25) -> str:
+    """The last `lines` lines of stderr of every server still running, for a failure report."""
+    parts = []
+    for group in LIVE_GROUPS:
+        for proc in group.procs:
+            try:
+                tail = proc.stderr.splitlines()[-lines:]
+            except OSError:
+                continue
+            state = "running" if proc.alive() else f"exited {proc.popen.returncode}"
+            parts.append(f"--- {proc.name} ({state}) ---\n" + "\n".join(tail))
+    return "\n".join(parts)
 
 
 def _url(port: int) -> str:
