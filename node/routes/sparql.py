@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,8 +22,10 @@ from node.http_body import BodyTooLarge, ClientGone, read_body
 from node.negotiation import content_type, decode_request_body
 from node.runtime import Runtime
 from node.service.dispatch import submit_query
-from node.service.query import SparqlRequest
+from node.service.query import Answer, SparqlRequest
 from trust.errors import InvalidToken
+
+log = logging.getLogger("dsgo.node")
 
 MAX_QUERY_BYTES = 256 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -55,12 +60,22 @@ class SparqlEndpoint:
         timeout = rt.settings.query_timeout
         deadline = time.monotonic() + timeout
         future = submit_query(
-            rt, caller, req, headers.get("accept"), req.formats, deadline, evidence
+            rt,
+            *(caller, req, headers.get("accept"), req.formats, deadline, evidence),
+            defer_audit=True,
         )
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
+            if answer.unwritten:
+                # Group-committed with concurrent requests' entries, after the engine slot is
+                # free; nothing is answered before the commit (a failed one answers 503).
+                with rt.audit.deferred() as pending:
+                    for event in answer.unwritten:
+                        rt.audit.append(event)
+                await pending.wait()
         except (TimeoutError, QueryTimeout):
-            future.cancel()
+            if not future.cancel():
+                future.add_done_callback(_write_late(rt))  # answered after all: still audited
             late = QueryTimeout(f"query cancelled after the configured timeout of {timeout:g} s")
             response: Response = JSONResponse(
                 late.to_json(), status_code=late.status, headers=late.headers
@@ -71,6 +86,22 @@ class SparqlEndpoint:
                 extra["DSGO-Result-Truncated"] = f"max_results={rt.settings.max_results}"
             response = Response(answer.body, media_type=content_type(answer.media), headers=extra)
         await response(scope, receive, send)
+
+
+def _write_late(rt: Runtime) -> Callable[[Future[Answer]], None]:
+    """A done-callback for a query given up on: an answer that came after all is audited."""
+
+    def write(future: Future[Answer]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # a failure was audited by the query thread itself
+        events = future.result().unwritten
+        if events:
+            try:
+                rt.audit.append_all(events)
+            except Exception as exc:  # noqa: BLE001 - nobody is waiting for this answer
+                log.warning("audit entry of a query answered after its timeout: %s", exc)
+
+    return write
 
 
 def _wants_description(params: list[tuple[str, str]]) -> bool:

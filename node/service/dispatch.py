@@ -60,11 +60,21 @@ def submit_query(
     fmt: Sequence[str] | None,
     deadline: float,
     evidence: Sequence[Policy],
+    defer_audit: bool = False,
 ) -> Future[Answer]:
-    """Start answering a SPARQL request; the future holds the Answer (audited) or the error."""
+    """Start answering a SPARQL request; the future holds the Answer (audited) or the error.
+
+    With `defer_audit`, an answer's entries come back unwritten (answer_query's doc)."""
     if mentions_service(req.query):  # a false positive costs one thread hop, no decision
         slot = EngineSlot(rt, deadline)
         return rt.federated.submit(
-            answer_query, rt, caller, req, accept, fmt, deadline, evidence, slot=slot
+            answer_query,
+            *(rt, caller, req, accept, fmt, deadline, evidence),
+            slot=slot,
+            defer_audit=defer_audit,
         )
-    return rt.queries.submit(answer_query, rt, caller, req, accept, fmt, deadline, evidence)
+    return rt.queries.submit(
+        answer_query,
+        *(rt, caller, req, accept, fmt, deadline, evidence),
+        defer_audit=defer_audit,
+    )

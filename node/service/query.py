@@ -13,7 +13,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyoxigraph as ox
@@ -65,6 +65,10 @@ class Answer:
     media: str
     size: int
     truncated: bool
+    # With answer_query(defer_audit=True): the request's audit entries, not yet written. The
+    # caller must have them committed before it gives the answer (node/routes/sparql.py does,
+    # group-committed with concurrent requests' entries, off the engine slot).
+    unwritten: list[AuditEvent] = field(default_factory=list)
 
 
 def query_form(query: str) -> str | None:
@@ -81,13 +85,16 @@ def answer_query(
     deadline: float,
     evidence: Sequence[Policy],
     slot: Slot | None = None,
+    defer_audit: bool = False,
 ) -> Answer:
     """The query thread's whole job: run, then audit the decision and the query in one write.
 
     Fails closed: if the audit write fails, the answer is not given. A query that fails or runs
     out of time still has its policy decisions recorded. With `slot`, this thread is not an
     engine slot: engine work is handed to `slot` and remote answers are awaited here
-    (node/service/dispatch.py).
+    (node/service/dispatch.py). With `defer_audit`, an answered query's entries are returned in
+    `Answer.unwritten` for the caller to commit before answering (a failure is still written
+    here): the engine slot is then not held for the audit write.
     """
     decisions: list[Decision] = []
     calls: list[AuditEvent] = []
@@ -119,7 +126,11 @@ def answer_query(
             failed = {"error": code or getattr(exc, "code", None) or type(exc).__name__}
             rt.audit.append_all([record(None, failed), *calls])
         raise
-    rt.audit.append_all([record(answer.size, {}), *calls])
+    events = [record(answer.size, {}), *calls]
+    if defer_audit:
+        answer.unwritten = events
+    else:
+        rt.audit.append_all(events)
     return answer
 
 

@@ -1,0 +1,82 @@
+"""A SPARQL answer's audit entry is committed off the engine slot, and still before the answer.
+
+The query thread hands the request's entry back (`Answer.unwritten`); /sparql has it
+group-committed on the event loop and answers only once it is written. In-process (Starlette
+TestClient over create_app, `build_node` from test_bad_input).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+import pytest
+from starlette.testclient import TestClient
+from test_bad_input import BASE, READER, InProcessNode, build_node
+
+from node.routes.sparql import _write_late
+from node.service.query import Answer
+from trust.audit import AuditEvent
+
+COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+RESULTS = "application/sparql-results+json"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessNode, TestClient]]:
+    built = build_node(tmp_path_factory.mktemp("deferred"))
+    with TestClient(built.app, base_url=BASE, raise_server_exceptions=False) as client:
+        yield built, client
+
+
+def _entries(n: InProcessNode) -> list:
+    return list(n.rt.audit.entries(limit=None))
+
+
+def test_an_answered_query_has_its_one_record_before_the_answer(node) -> None:
+    n, client = node
+    before = len(_entries(n))
+    resp = client.get(
+        "/sparql", params={"query": COUNT}, headers={**n.auth(READER), "Accept": RESULTS}
+    )
+    assert resp.status_code == 200
+    added = _entries(n)[before:]
+    assert [e.kind for e in added] == ["query"]
+    assert added[0].party == READER and added[0].result_size == 1
+    assert added[0].datasets == ("bim",)
+
+
+def test_an_unwritable_audit_log_gives_no_answer(node) -> None:
+    n, client = node
+    before = len(_entries(n))
+    store = n.rt.audit.store
+    store._connection().execute("PRAGMA busy_timeout=50")
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: no commit is possible
+    try:
+        resp = client.get(
+            "/sparql", params={"query": COUNT}, headers={**n.auth(READER), "Accept": RESULTS}
+        )
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        store._connection().execute("PRAGMA busy_timeout=30000")
+    assert resp.status_code == 503
+    assert resp.headers["content-type"].startswith("application/json")
+    assert "results" not in resp.text and resp.json()["error"]
+    assert len(_entries(n)) == before  # nothing was written, and nothing was answered
+
+
+def test_an_answer_that_came_after_its_timeout_is_still_audited(node) -> None:
+    n, _ = node
+    before = len(_entries(n))
+    event = AuditEvent(kind="query", party=READER, target="sparql", action="dsgo:query")
+    late: Future[Answer] = Future()
+    late.add_done_callback(_write_late(n.rt))
+    late.set_result(Answer(b"{}", RESULTS, 0, False, unwritten=[event]))
+    failed: Future[Answer] = Future()
+    failed.add_done_callback(_write_late(n.rt))
+    failed.set_exception(RuntimeError("the query thread audited this failure itself"))
+    added = _entries(n)[before:]
+    assert [(e.kind, e.party, e.target) for e in added] == [("query", READER, "sparql")]
