@@ -24,6 +24,7 @@ from node.disk import DiskFull, clean_at_start, is_disk_full
 from node.enforcement import AccessDenied
 from node.errors import NodeError
 from node.exchange import SignedExchangeMiddleware
+from node.fast_paths import FastPaths
 from node.login.routes import install_login
 from node.openapi import openapi_schema
 from node.readiness import readiness_routes
@@ -109,6 +110,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         *web_routes(rt),
     ]
     app.router.routes.extend(routes)
+    # Innermost of the node's middlewares: /sparql and /id/... skip the router's layers (the
+    # same endpoints, the same error handlers; node/fast_paths.py).
+    app.add_middleware(
+        FastPaths,
+        sparql=_endpoint(routes, "/sparql"),
+        resources=_endpoint(routes, "/id/{path:path}"),
+        handlers=_HANDLERS,
+    )
     install_login(app, rt)  # /login, sessions, CSRF: only with [[login.providers]]
     app.openapi = lambda: openapi_schema(app, settings)  # type: ignore[method-assign]
     for exc_type, handler in _HANDLERS.items():
@@ -121,6 +130,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         Admission, limit=settings.bounds.max_in_flight, retry_after=settings.bounds.retry_after
     )
     return app
+
+
+def _endpoint(routes: list[Route], path: str):
+    """The endpoint the router would call for `path` (the same object, with its caches)."""
+    return next(r.endpoint for r in routes if r.path == path)
 
 
 async def _sync_loop(run_sync, interval: float) -> None:
