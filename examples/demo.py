@@ -10,6 +10,7 @@ nodes keep serving until Ctrl+C. `DEMO_DIR` chooses the working directory (defau
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -112,8 +113,7 @@ def main() -> int:
         print(f"\ndemo: error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for proc in processes:
-            _stop(proc)
+        _stop_all(processes)
 
 
 DEMO_PASSWORD = "demo"
@@ -160,7 +160,7 @@ def _dev_login(
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    _stop(proc)
+    _stop_all([proc])
     raise DemoError(f"the development OpenID Provider did not start: see {work / 'dev-op.log'}")
 
 
@@ -821,13 +821,21 @@ def _wait_healthy(party: Party, timeout: float = 30.0) -> None:
     raise DemoError(f"{party.key} did not start at {party.url} (see its log)")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+def _stop_all(procs: list[subprocess.Popen], grace: float = 15.0) -> None:
+    """SIGTERM every process at once, then wait for all of them within one grace period (one
+    slow node no longer delays the others' stop); what is left then gets SIGKILL."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def _free_ports(n: int) -> list[int]:

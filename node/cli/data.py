@@ -53,6 +53,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+SHUTDOWN_GRACE_S = 5
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -89,6 +92,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             http="httptools",
             access_log=False,
             log_level="warning",
+            # On SIGTERM/Ctrl+C, requests in flight get this long to finish; then the worker
+            # closes what is left and exits (an open browser tab never keeps a node up).
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
     return 0
 
