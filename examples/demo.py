@@ -835,7 +835,9 @@ def _stop_all(procs: list[subprocess.Popen], grace: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    for proc in procs:  # a killed process busy with disk I/O may take a moment to go
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
 
 
 def _free_ports(n: int) -> list[int]:
