@@ -243,10 +243,14 @@ def _env() -> dict[str, str]:
 
 
 @contextmanager
-def server(args: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process, wait for GET /healthz (any answer), stop it (SIGINT) afterwards."""
+def server(
+    args: list[str], port: int, log: Path, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait for GET /healthz (any answer), stop it (SIGINT) afterwards.
+
+    `cwd` comes first on a `python -m` server's path: the checkout whose code it runs."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=out, env=_env(), cwd=ROOT)
+        proc = subprocess.Popen(args, stdout=out, stderr=out, env=_env(), cwd=cwd)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -3,10 +3,12 @@
 `make bench` reports ratios against a baseline measured in the same run, but on a shared or
 virtual machine one burst of load from elsewhere during the baseline moves every ratio by 20% or
 more. This runs the same HTTP measurements as bench_node (a bare FastAPI endpoint; protected
-resource GETs in Turtle and JSON-LD; the open /healthz; the point-lookup and property-path SPARQL queries) for each
-checkout in turn, in rounds whose order alternates, and reports medians: req/s, the ratio to the
-bare endpoint of the same round, and the server's CPU time per request (user + system, from
-/proc), which moves much less with outside load than throughput does.
+resource GETs in Turtle and JSON-LD; the open /healthz; the point-lookup and property-path SPARQL
+queries; the protected GET with the SQLite audit log against a no-op writer) for each checkout in
+turn, in rounds whose order alternates, and reports medians: req/s, the ratio to the bare
+endpoint of the same round, the server's CPU time per request (user + system, from /proc), which
+moves much less with outside load than throughput does, and each query's HTTP overhead (one
+connection, HTTP and in-process timed back to back).
 
     python -m bench.compare --base ../old-checkout --head . --rounds 5
 
@@ -37,6 +39,26 @@ MEDIA = (("turtle", "text/turtle"), ("jsonld", "application/ld+json"))
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _overhead_ms(
+    port: int, reqs: list[bytes], store_dir: Path, base: str, texts: list[str]
+) -> float:
+    """Median HTTP-minus-in-process time of one query, on the running node's own store."""
+    import pyoxigraph as ox
+
+    ro = ox.Store.read_only(str(store_dir))
+    graphs = sorted(
+        row["p"].value
+        for row in ro.query(
+            "SELECT ?g ?p WHERE { GRAPH <urn:dsgo:meta> { ?g <urn:dsgo:physical> ?p } }"
+        )
+        if row["g"].value.startswith(f"{base}/dataset/")
+    )
+    bn.paired(port, reqs, ro, graphs, texts, 0.2)  # warm both
+    result = bn.paired(port, reqs, ro, graphs, texts, 2.0)
+    del ro
+    return result.overhead_ms
 
 
 def run(
@@ -120,7 +142,18 @@ def run(
                             for t in texts[q]
                         ]
                         measure(f"{name}_{q}", proc.pid, reqs)
+                        overhead = _overhead_ms(port, reqs, settings.store_dir, base, texts[q])
+                        samples.setdefault(f"{name}_{q}_overhead_ms", []).append(overhead)
+                    audit_reqs = [
+                        get(i[len(base) :], {**auth, "Accept": "text/turtle"}) for i in iris
+                    ]
                 client.close()
+                for mode in ("sqlite", "null"):
+                    launcher = [sys.executable, "-m", "bench.bench_node", "serve-app"]
+                    launcher += ["--config", str(config), "--port", str(port), "--audit", mode]
+                    with bn.server(launcher, port, log, cwd=checkouts[name]) as proc:
+                        bn.prime(port, audit_reqs, connections)
+                        measure(f"{name}_audit_{mode}", proc.pid, audit_reqs)
             print(f"compare: round {r + 1}/{rounds} done", file=sys.stderr)
     med = {k: statistics.median(v) for k, v in samples.items()}
     out: dict[str, Any] = {"rounds": rounds, "bare_rps": round(med["bare_rps"], 1)}
@@ -136,6 +169,20 @@ def run(
         out[name]["turtle_vs_healthz"] = round(
             med[f"{name}_turtle_rps"] / med[f"{name}_healthz_rps"], 3
         )
+        out[name]["audit_sqlite_vs_noop"] = round(
+            statistics.median(
+                a / b
+                for a, b in zip(
+                    samples[f"{name}_audit_sqlite_rps"],
+                    samples[f"{name}_audit_null_rps"],
+                    strict=True,
+                )
+            ),
+            3,
+        )
+        out[name]["http_overhead_ms"] = {
+            q: round(med[f"{name}_{q}_overhead_ms"], 3) for q in QUERIES
+        }
     first, *others = names
     for name in others:
         out[f"{name}_over_{first}"] = {
@@ -146,8 +193,11 @@ def run(
                 ),
             }
             for m in out[first]
-            if m != "turtle_vs_healthz"
+            if isinstance(out[first][m], dict) and "rps" in out[first][m]
         }
+        out[f"{name}_over_{first}"]["audit_sqlite_vs_noop"] = round(
+            out[name]["audit_sqlite_vs_noop"] / out[first]["audit_sqlite_vs_noop"], 3
+        )
     return out
 
 
