@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import json
+import locale
 import os
+import select
+import selectors
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -36,6 +43,152 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# --- starting `dsgo` processes: forked from a preloaded server (tests/forkserver.py) -------------
+
+
+class Launched:
+    """A `dsgo` process forked by the fork server: the part of `subprocess.Popen` tests use.
+
+    Not our child, so its exit code comes from the fork server over the connection."""
+
+    def __init__(self, args: list[str], conn: socket.socket) -> None:
+        self.args = args
+        self.returncode: int | None = None
+        self._conn = conn
+        self._buf = b""
+        self.pid = int(self._line(None))
+
+    def _line(self, timeout: float | None) -> str:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([self._conn], [], [], left)
+            if not readable:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            chunk = self._conn.recv(4096)
+            if not chunk:
+                raise RuntimeError(f"the test fork server went away while running {self.args}")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line.decode()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                self.returncode = int(self._line(0.0))
+            except subprocess.TimeoutExpired:
+                return None
+            self._conn.close()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = int(self._line(timeout))
+            self._conn.close()
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class _ForkServer:
+    """One fork server per test process, started on first use, gone when the process ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._path: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> str:
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None and self._path:
+                return self._path
+            directory = tempfile.mkdtemp(prefix="dsgo-fork-")
+            path = os.path.join(directory, "socket")
+            script = str(Path(__file__).with_name("forkserver.py"))
+            self._proc = subprocess.Popen(
+                [sys.executable, script, path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=clean_env(),
+                cwd=os.getcwd(),
+            )
+            assert self._proc.stdout is not None
+            ready = self._proc.stdout.readline()
+            if ready != b"ready\n":
+                raise RuntimeError(f"the test fork server did not start: {ready!r}")
+            atexit.register(self._proc.kill)
+            self._path = path
+            return path
+
+    def launch(
+        self, argv: list[str], env: dict[str, str], stdio: tuple[int, int, int], new_session: bool
+    ) -> Launched:
+        path = self._start()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(path)
+        request = {"argv": argv, "env": env, "cwd": os.getcwd(), "new_session": new_session}
+        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], list(stdio))
+        return Launched(argv, conn)
+
+
+_FORK_SERVER = _ForkServer()
+
+
+def _forked(argv: list[str]) -> bool:
+    return argv[0] == DSGO and os.environ.get("DSGO_TESTS_FORKSERVER", "1") != "0"
+
+
+def _text(data: bytes) -> str:
+    """Bytes as `subprocess` text mode gives them: locale encoding, universal newlines."""
+    text = data.decode(locale.getpreferredencoding(False))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _run_forked(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+    """Run one command through the fork server, its output captured (as `subprocess.run`)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        child = _FORK_SERVER.launch(argv, env, (null, out_w, err_w), new_session=False)
+    finally:
+        for fd in (null, out_w, err_w):
+            os.close(fd)
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        for fd in chunks:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                child.kill()
+                for fd in chunks:
+                    os.close(fd)
+                raise subprocess.TimeoutExpired(argv, timeout)
+            for key, _ in sel.select(left):
+                data = os.read(key.fd, 1 << 16)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    sel.unregister(key.fd)
+    for fd in chunks:
+        os.close(fd)
+    code = child.wait(max(1.0, deadline - time.monotonic()))
+    return code, _text(b"".join(chunks[out_r])), _text(b"".join(chunks[err_r]))
+
+
 def dsgo(
     *args: str | Path,
     env: dict[str, str] | None = None,
@@ -43,13 +196,14 @@ def dsgo(
     timeout: float = 120.0,
 ) -> subprocess.CompletedProcess[str]:
     """Run the `dsgo` CLI; with check=True a non-zero exit fails with its output."""
-    proc = subprocess.run(
-        [DSGO, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=clean_env(env),
-        timeout=timeout,
-    )
+    argv = [DSGO, *map(str, args)]
+    if _forked(argv):
+        code, out, err = _run_forked(argv, clean_env(env), timeout)
+        proc = subprocess.CompletedProcess(argv, code, out, err)
+    else:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=clean_env(env), timeout=timeout
+        )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"dsgo {' '.join(map(str, args))} exited {proc.returncode}\n"
@@ -149,7 +303,7 @@ class Proc:
     """A started server process in its own process group, with its output in files."""
 
     name: str
-    popen: subprocess.Popen[bytes]
+    popen: subprocess.Popen[bytes] | Launched
     log_dir: Path
     base_url: str
 
@@ -178,12 +332,17 @@ class Proc:
             self.popen.wait(timeout=10)
 
 
-def _spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+def _spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> Any:
+    """A server process in its own session, its output appended to files in `log_dir`."""
     log_dir.mkdir(parents=True, exist_ok=True)
     with (
         open(log_dir / f"{name}.stdout", "ab") as out,
         open(log_dir / f"{name}.stderr", "ab") as err,
     ):
+        if _forked(argv):
+            with open(os.devnull, "rb") as null:
+                stdio = (null.fileno(), out.fileno(), err.fileno())
+                return _FORK_SERVER.launch(argv, env, stdio, new_session=True)
         return subprocess.Popen(
             argv, stdout=out, stderr=err, env=env, start_new_session=True, stdin=subprocess.DEVNULL
         )
