@@ -8,13 +8,13 @@ command and the stored report too (test_official_cases_through_the_command).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
+from ilsmodel import ils_models
 from nodeproc import dsgo, init_node
 
 from node.cli import main
@@ -36,25 +36,10 @@ IFCTESTER_WRONG = {
 }
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_ils_model", ROOT / "examples" / "make_ils_model.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
-    script = _script()
-    work = tmp_path_factory.mktemp("ils")
-    built, fixed = work / "duplex-ils.ifc", work / "duplex-ils-fixed.ifc"
-    log = script.Log(quiet=True)
-    script.build(ROOT / "examples" / "data" / "duplex.ifc", built, log)
-    script.fix(built, fixed, log)
-    return {"built": built, "fixed": fixed}
+    made = ils_models(tmp_path_factory, tmp_path_factory.mktemp("ils"))
+    return {"built": made.built, "fixed": made.fixed}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ owner, and its content is checked against the data (coverage, sizes, distributio
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import httpx
 import pyshacl
 import pytest
 import rdflib
+from ilsmodel import ils_models
 from nodeproc import (
     ProcessGroup,
     dsgo,
@@ -75,24 +75,13 @@ class World:
         return rdflib.Graph().parse(data=resp.text, format=fmt, publicID=self.base)
 
 
-def _ils_model(out: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "make_ils_model", ROOT / "examples" / "make_ils_model.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    module.build(ROOT / "examples" / "data" / "duplex.ifc", out, module.Log(quiet=True))
-
-
 @pytest.fixture(scope="module")
 def world(module_procs: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("dcat")
     port = free_port()
     builder, reader = init_owner_and_guest(root, BUILDER, READER, port)
     base = f"http://127.0.0.1:{port}"
-    model = root / "duplex-ils.ifc"
-    _ils_model(model)
+    model = ils_models(tmp_path_factory, root).built
     dsgo("connect", "ifc", model, "--dataset", "bim", "--config", builder)
     bag = root / "0221PND.xml"
     shutil.copyfile(ROOT / "tests" / "data" / "bag" / "0221PND.xml", bag)

@@ -10,7 +10,6 @@ The builder's fix is synced, the check reruns, and the new report revises the ol
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pyoxigraph as ox
 import pytest
+from ilsmodel import ils_models
 from nodeproc import base_of, dsgo, free_port, init_node, select_rows, token_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,16 +43,6 @@ SELECT ?space ?name ?long ?found WHERE {{
     ?result sh:sourceShape ?spec ; sh:focusNode ?space . OPTIONAL {{ ?result sh:value ?found }} }}
   GRAPH <{base}/dataset/bim> {{ ?space a bot:Space ; rdfs:label ?name ; props:longName ?long }}
 }} ORDER BY ?name"""
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_ils_model", ROOT / "examples" / "make_ils_model.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -101,11 +91,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(module_procs, dev_ca: Path, tmp_path_factory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("permit")
-    script = _script()
-    built, fixed = root / "duplex-ils.ifc", root / "duplex-ils-fixed.ifc"
-    log = script.Log(quiet=True)
-    script.build(ROOT / "examples" / "data" / "duplex.ifc", built, log)
-    script.fix(built, fixed, log)
+    made = ils_models(tmp_path_factory, root)
+    built, fixed = made.built, made.fixed
     reg_port, b_port, m_port = free_port(), free_port(), free_port()
     registry_cfg = init_node(root / "registry", REGISTRY, "Registry", reg_port, ca=dev_ca)
     registry = module_procs.serve(registry_cfg, reg_port, name="registry")

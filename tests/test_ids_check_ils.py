@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
+from ilsmodel import ils_models
+from ilsmodel import script as make_ils_model
 
 import connectors
 from connectors.ids_check import check_model, digest_without_times
@@ -31,25 +32,10 @@ SELECT ?space ?name ?found ?expected WHERE {{
 }} ORDER BY ?name"""
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_ils_model", ROOT / "examples" / "make_ils_model.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    script = _script()
-    work = tmp_path_factory.mktemp("ils")
-    built, fixed = work / "duplex-ils.ifc", work / "duplex-ils-fixed.ifc"
-    log = script.Log(quiet=True)
-    script.build(ROOT / "examples" / "data" / "duplex.ifc", built, log)
-    script.fix(built, fixed, log)
-    return {"built": built, "fixed": fixed, "log": log}
+def models(tmp_path_factory) -> dict:
+    made = ils_models(tmp_path_factory, tmp_path_factory.mktemp("ils"))
+    return {"built": made.built, "fixed": made.fixed, "steps": made.steps}
 
 
 def _check(model: Path):
@@ -80,7 +66,7 @@ def test_built_model_passes_and_fails_fix_reduces_failures(models):
     assert {k for k, v in verdicts.items() if v == "fail"} == {"9.02", "9.10b", "9.06a"}
     assert verdicts["9.12b"] == verdicts["9.01a"] == verdicts["9.03a"] == "pass"
     # the logged steps name every change
-    steps = {row[0] for row in models["log"].rows}
+    steps = {row[0] for row in models["steps"]}
     assert {"0", "1", "2", "3", "4", "5", "6", "7", "8", "F1", "F2", "F3", "F4"} <= steps
 
 
@@ -124,7 +110,7 @@ def test_focus_nodes_are_resources_of_the_model_dataset(models, tmp_path: Path):
 
 
 def test_the_example_model_is_reproducible(models, tmp_path: Path):
-    script = _script()
+    script = make_ils_model()
     again = tmp_path / models["built"].name
     script.build(ROOT / "examples" / "data" / "duplex.ifc", again, script.Log(quiet=True))
     assert again.read_bytes() == models["built"].read_bytes()
