@@ -478,8 +478,11 @@ def run(
     connections: int = 8,
     seed: int = 42,
     workdir: Path | None = None,
+    audit_runs: int = 2,
 ) -> dict[str, Any]:
-    """The whole node benchmark in one run; every ratio is against a baseline measured here."""
+    """The whole node benchmark in one run; every ratio is against a baseline measured here.
+
+    `audit_runs`: how many times each audit writer is started and measured (the best counts)."""
     from node.config import load_settings
     from node.runtime import load_identity, trusted_fingerprints
     from trust.client import TrustClient
@@ -568,7 +571,7 @@ def run(
         # audit: protected GET with the SQLite audit log vs a no-op writer (benchmark launcher)
         reqs = [get(i[len(base) :], {**auth, "Accept": "text/turtle"}) for i in iris]
         audit: dict[str, list[float]] = {"sqlite": [], "null": []}
-        for _ in range(2):
+        for _ in range(audit_runs):
             for mode in ("sqlite", "null"):
                 before = _audit_rows(node_dir / "data")
                 args = _launcher("serve-app", "--config", str(config), "--port", str(port))
