@@ -108,6 +108,17 @@ class _ForkServer:
         self._lock = threading.Lock()
         self._path: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self.broken: str | None = None  # why it could not start: then every command is exec'd
+
+    def usable(self) -> bool:
+        """Started (or startable); a server that cannot start is reported once, then bypassed."""
+        if self.broken is None:
+            try:
+                self._start()
+            except (OSError, RuntimeError) as exc:
+                self.broken = str(exc)
+                print(f"tests: fork server unavailable, exec'ing dsgo: {exc}", file=sys.stderr)
+        return self.broken is None
 
     def _start(self) -> str:
         with self._lock:
@@ -146,7 +157,11 @@ _FORK_SERVER = _ForkServer()
 
 
 def _forked(argv: list[str]) -> bool:
-    return argv[0] == DSGO and os.environ.get("DSGO_TESTS_FORKSERVER", "1") != "0"
+    return (
+        argv[0] == DSGO
+        and os.environ.get("DSGO_TESTS_FORKSERVER", "1") != "0"
+        and _FORK_SERVER.usable()
+    )
 
 
 def _text(data: bytes) -> str:

@@ -81,3 +81,17 @@ def test_a_killed_command_reports_the_signal_as_subprocess_does(tmp_path: Path) 
     assert child.poll() is None  # a server: still running
     child.kill()
     assert child.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_a_fork_server_that_cannot_start_is_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = nodeproc._ForkServer()
+
+    def cannot_start() -> str:
+        raise RuntimeError("the test fork server did not start: b''")
+
+    monkeypatch.setattr(broken, "_start", cannot_start)
+    monkeypatch.setattr(nodeproc, "_FORK_SERVER", broken)
+    monkeypatch.setenv("DSGO_TESTS_FORKSERVER", "1")
+    result = dsgo("--help")
+    assert result.returncode == 0 and "usage: dsgo" in result.stdout
+    assert broken.broken is not None and not broken.usable()
