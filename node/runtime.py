@@ -53,7 +53,7 @@ class Runtime:
     register: AuthorizationRegister
     audit: AuditLog
     registry: Registry | None
-    queries: ThreadPoolExecutor
+    queries: QueryPool
     peers: PeerResolver
     witness: WitnessStore
     closed: threading.Event = field(default_factory=threading.Event)
@@ -237,12 +237,43 @@ def remote_timeout(settings: Settings) -> httpx.Timeout:
 QUERY_THREAD_STACK = 64 * 1024 * 1024
 
 
-def _query_pool(slots: int) -> ThreadPoolExecutor:
+class QueryPool(ThreadPoolExecutor):
+    """The engine slots, counting work submitted and not yet finished: a query thread can then
+    see whether others wait for a slot (node/service/query.py writes its audit entry itself
+    when none does, and leaves it to the group commit off the slot when some do)."""
+
+    def __init__(self, slots: int) -> None:
+        super().__init__(slots, thread_name_prefix="sparql")
+        self.slots = slots
+        self._unfinished = 0
+        self._count = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        with self._count:
+            self._unfinished += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._finished(None)
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future: object) -> None:
+        with self._count:
+            self._unfinished -= 1
+
+    def waiting(self) -> int:
+        """How many submissions wait for a slot now (0 when every one has a thread)."""
+        return max(self._unfinished - self.slots, 0)
+
+
+def _query_pool(slots: int) -> QueryPool:
     """Query threads with a large stack: the engine recurses over the query's structure (the
     [query] limits keep it far below what even a small stack holds; this is the second fence)."""
-    pool = ThreadPoolExecutor(slots, thread_name_prefix="sparql")
     previous = threading.stack_size(QUERY_THREAD_STACK)
     try:
+        pool = QueryPool(slots)
         futures = [pool.submit(time.sleep, 0.01) for _ in range(slots)]  # start them now
         for f in futures:
             f.result()

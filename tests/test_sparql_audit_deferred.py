@@ -8,6 +8,8 @@ TestClient over create_app, `build_node` from test_bad_input).
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 
@@ -15,8 +17,10 @@ import pytest
 from starlette.testclient import TestClient
 from test_bad_input import BASE, READER, InProcessNode, build_node
 
+from node.auth import caller_from_header
 from node.routes.sparql import _write_late
-from node.service.query import Answer
+from node.runtime import QueryPool
+from node.service.query import Answer, SparqlRequest, answer_query
 from trust.audit import AuditEvent
 
 COUNT = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
@@ -34,7 +38,16 @@ def _entries(n: InProcessNode) -> list:
     return list(n.rt.audit.entries(limit=None))
 
 
-def test_an_answered_query_has_its_one_record_before_the_answer(node) -> None:
+@pytest.fixture(params=["written in the query thread", "group-committed"])
+def path(request: pytest.FixtureRequest, node, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways an entry is committed: with others waiting for a slot (made to seem so here:
+    the request itself would wait behind real blockers) the route commits it."""
+    if request.param == "group-committed":
+        monkeypatch.setattr(node[0].rt.queries, "waiting", lambda: 1)
+    return request.param
+
+
+def test_an_answered_query_has_its_one_record_before_the_answer(node, path) -> None:
     n, client = node
     before = len(_entries(n))
     resp = client.get(
@@ -47,7 +60,7 @@ def test_an_answered_query_has_its_one_record_before_the_answer(node) -> None:
     assert added[0].datasets == ("bim",)
 
 
-def test_an_unwritable_audit_log_gives_no_answer(node) -> None:
+def test_an_unwritable_audit_log_gives_no_answer(node, path) -> None:
     n, client = node
     before = len(_entries(n))
     store = n.rt.audit.store
@@ -80,3 +93,56 @@ def test_an_answer_that_came_after_its_timeout_is_still_audited(node) -> None:
     failed.set_exception(RuntimeError("the query thread audited this failure itself"))
     added = _entries(n)[before:]
     assert [(e.kind, e.party, e.target) for e in added] == [("query", READER, "sparql")]
+
+
+def _ask(n: InProcessNode) -> Answer:
+    """answer_query as /sparql calls it (defer_audit=True), here in the test's own thread."""
+    caller = caller_from_header(n.auth(READER)["Authorization"], n.rt.layer)
+    req = SparqlRequest(COUNT, [], [])
+    deadline = time.monotonic() + 30
+    return answer_query(n.rt, caller, req, RESULTS, None, deadline, (), defer_audit=True)
+
+
+def test_with_no_one_waiting_for_a_slot_the_query_thread_writes_the_entry(node) -> None:
+    n, _ = node
+    assert n.rt.queries.waiting() == 0
+    before = len(_entries(n))
+    answer = _ask(n)
+    assert answer.unwritten == []
+    added = _entries(n)[before:]
+    assert [(e.kind, e.party, e.result_size) for e in added] == [("query", READER, 1)]
+
+
+def test_while_others_wait_for_a_slot_the_entry_is_left_to_the_group_commit(node) -> None:
+    n, _ = node
+    pool = n.rt.queries
+    release = threading.Event()
+    busy = [pool.submit(release.wait, 30) for _ in range(pool.slots + 1)]  # one of them queued
+    try:
+        assert pool.waiting() == 1
+        before = len(_entries(n))
+        answer = _ask(n)
+        assert [(e.kind, e.party) for e in answer.unwritten] == [("query", READER)]
+        assert len(_entries(n)) == before  # left to the caller, who commits before answering
+    finally:
+        release.set()
+        for f in busy:
+            f.result(timeout=30)
+    assert pool.waiting() == 0
+
+
+def test_the_query_pool_counts_what_waits_for_a_slot() -> None:
+    pool = QueryPool(2)
+    release = threading.Event()
+    try:
+        futures = [pool.submit(release.wait, 30) for _ in range(5)]
+        assert pool.waiting() == 3
+        futures[-1].cancel()  # a cancelled submission no longer waits
+        assert pool.waiting() == 2
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
+    assert pool.waiting() == 0
+    with pytest.raises(RuntimeError):  # refused after shutdown: not counted as waiting
+        pool.submit(release.wait, 30)
+    assert pool._unfinished == 0
