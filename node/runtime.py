@@ -13,6 +13,7 @@ import httpx
 from node.config import ConfigError, Settings
 from node.enforcement import Enforcer, decision_event
 from node.outbound import REMOTE_SHARE
+from node.sparql.outline import OutlineCache
 from node.state import audit_url, open_policies, open_registry, open_replay, open_token_keys
 from node.store import Store, open_store
 from trust.audit import AuditEvent, AuditLog
@@ -67,6 +68,8 @@ class Runtime:
     federated: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(32, thread_name_prefix="federated")
     )
+    # Query texts read recently (node/sparql/outline.py): a repeated text is not read again.
+    outlines: OutlineCache = field(default_factory=OutlineCache)
 
     def record(self, event: AuditEvent) -> None:
         """Append to the audit log; raises AuditUnavailable so the guarded action is not performed."""

@@ -10,7 +10,7 @@ import pyoxigraph as ox
 import pytest
 from starlette.testclient import TestClient
 
-from node.sparql.outline import QueryOutline, outline
+from node.sparql.outline import OutlineCache, QueryOutline, outline
 from node.sparql.rewrite import with_dataset, with_limit, with_physical_graphs
 from node.sparql.text import STATS
 from tests.test_bad_input import BASE, OWNER, READER, InProcessNode, build_node
@@ -148,6 +148,51 @@ def test_a_request_tokenizes_its_query_once(http, node, party, query, params) ->
     resp = http.get("/sparql", params={"query": query, **params}, headers=node.auth(party))
     assert resp.status_code == 200, resp.text
     assert STATS.tokenizations - before == 1
+
+
+def test_a_repeated_text_is_not_read_again(http, node) -> None:
+    query = f"SELECT ?o WHERE {{ <{BASE}/id/building/b1> ?p ?o }} LIMIT 7"
+    resp = http.get("/sparql", params={"query": query}, headers=node.auth(READER))
+    assert resp.status_code == 200, resp.text
+    before = STATS.tokenizations
+    again = http.get("/sparql", params={"query": query}, headers=node.auth(OWNER))
+    assert again.status_code == 200 and again.json() == resp.json()
+    assert STATS.tokenizations - before == 0
+    other = http.get("/sparql", params={"query": query + " "}, headers=node.auth(READER))
+    assert other.status_code == 200
+    assert STATS.tokenizations - before == 1
+
+
+def test_a_kept_outline_is_still_held_to_the_limits(http, node) -> None:
+    limits = node.rt.settings.limits
+    query = (
+        "SELECT * WHERE "
+        + "{ " * (limits.max_depth + 1)
+        + "?s ?p ?o"
+        + " }" * (limits.max_depth + 1)
+    )
+    for _ in range(2):  # refused the second time too, kept or not
+        resp = http.get("/sparql", params={"query": query}, headers=node.auth(OWNER))
+        assert resp.status_code == 400, resp.text
+        assert "depth" in resp.text
+
+
+def test_the_outline_cache_is_bounded_and_keeps_the_recently_used() -> None:
+    cache = OutlineCache(size=2, max_chars=40)
+    a, b, c = "ASK { ?a ?p ?o }", "ASK { ?b ?p ?o }", "ASK { ?c ?p ?o }"
+    first = cache.outline(a)
+    assert cache.outline(a) is first
+    cache.outline(b)
+    cache.outline(a)  # a is now the most recently used
+    cache.outline(c)  # so b goes
+    before = STATS.tokenizations
+    assert cache.outline(a) is first
+    assert STATS.tokenizations == before
+    cache.outline(b)
+    assert STATS.tokenizations == before + 1
+    long = "ASK { ?s ?p ?o } " + "#" * 40
+    assert cache.outline(long) is not cache.outline(long)  # over max_chars: read every time
+    assert cache.outline(long).text == long
 
 
 def test_the_count_sees_a_second_read(http, node) -> None:

@@ -9,6 +9,7 @@ disagree about what the text says (one PREFIX/BASE resolver, one notion of "top 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -26,7 +27,15 @@ from node.sparql.text import (
     tokenize,
 )
 
-__all__ = ["GraphRef", "QueryOutline", "check_length", "guard", "outline", "text_of"]
+__all__ = [
+    "GraphRef",
+    "OutlineCache",
+    "QueryOutline",
+    "check_length",
+    "guard",
+    "outline",
+    "text_of",
+]
 
 FORMS = frozenset(("SELECT", "CONSTRUCT", "ASK", "DESCRIBE"))
 _OPERATOR_WORDS = frozenset(("OPTIONAL", "MINUS", "UNION"))
@@ -101,6 +110,35 @@ class QueryOutline:
 
 
 _FIELDS = frozenset(f.name for f in fields(QueryOutline))
+
+
+class OutlineCache:
+    """The outlines of recently read query texts: the pages, dashboards and polling clients of a
+    node send the same few texts again and again, and reading one costs more than its point
+    lookup. Bounded (`size` texts of at most `max_chars`); an outline is immutable, so one
+    may be shared by concurrent requests. The limits are still checked per request (guard)."""
+
+    def __init__(self, size: int = 256, max_chars: int = 2048) -> None:
+        self.size, self.max_chars = size, max_chars
+        self._kept: dict[str, QueryOutline] = {}
+        self._lock = threading.Lock()
+
+    def outline(self, text: str) -> QueryOutline:
+        """outline(text), read once while it is among the `size` most recently used."""
+        if len(text) > self.max_chars:
+            return outline(text)
+        kept = self._kept
+        with self._lock:
+            found = kept.pop(text, None)
+            if found is not None:
+                kept[text] = found  # most recently used last
+                return found
+        read = outline(text)  # outside the lock; a text read twice at once is kept once
+        with self._lock:
+            kept[text] = read
+            while len(kept) > self.size:
+                del kept[next(iter(kept))]
+        return read
 
 
 def text_of(query: str | QueryOutline) -> str:
@@ -265,6 +303,8 @@ def guard(query: QueryOutline, limits: Any) -> None:
         raise QueryTooComplex(
             "SERVICE count", query.services, limits.max_services, "query.max_services"
         )
+    if len(query.text) <= ENGINE_SAFE_STRUCTURE:
+        return  # every structure match takes a character: a short text cannot exceed the count
     rough = len(_STRUCTURE.findall(query.text))
     if rough > ENGINE_SAFE_STRUCTURE and _ambiguous(query):
         raise SparqlSyntaxError(
