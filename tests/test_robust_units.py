@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import sqlite3
 import tempfile
@@ -89,3 +90,27 @@ def test_request_record_carries_the_decision_or_is_the_deny() -> None:
     both = request_record([_decision("Permit"), _decision("Deny", "dsgo:federate", ())], query)
     assert both.kind == "deny" and len(both.detail["decisions"]) == 2
     assert request_record([], query) is query
+
+
+def test_request_record_keeps_every_field_of_the_use_record() -> None:
+    """Built field by field (not dataclasses.replace): a field added to AuditEvent must not be
+    dropped on the way, so every field is set here and compared."""
+    values: dict = {
+        "kind": "query",
+        "party": "EU.EORI.NL000000179",
+        "target": "sparql",
+        "action": "dsgo:query",
+        "policy_ids": ("p0",),
+        "token_jti": "jti-1",
+        "query_hash": "ab" * 32,
+        "datasets": ("bim",),
+        "result_size": 7,
+        "detail": {"person": "ann"},
+    }
+    assert set(values) == {f.name for f in dataclasses.fields(AuditEvent)}
+    merged = request_record([_decision("Permit")], AuditEvent(**values))
+    for name, value in values.items():
+        if name not in ("policy_ids", "detail"):
+            assert getattr(merged, name) == value, name
+    assert merged.policy_ids == ("p0", "p1")
+    assert merged.detail == {"person": "ann", "effect": "Permit", "reason": "why"}
