@@ -154,7 +154,8 @@ def _run(
     A local SELECT gets a LIMIT of one row over the cap, so pyoxigraph's own writer can write it.
     """
     check_length(req.query, rt.settings.limits)
-    query = with_protocol_dataset(req, rt.outlines.outline(req.query))  # the one read
+    read = rt.outlines.outline(req.query, caller.party_id)  # the one read of the text
+    query = with_protocol_dataset(req, read)
     guard(query, rt.settings.limits)
     form = query.form
     try:

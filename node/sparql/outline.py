@@ -113,29 +113,31 @@ _FIELDS = frozenset(f.name for f in fields(QueryOutline))
 
 
 class OutlineCache:
-    """The outlines of recently read query texts: the pages, dashboards and polling clients of a
-    node send the same few texts again and again, and reading one costs more than its point
-    lookup. Bounded (`size` texts of at most `max_chars`); an outline is immutable, so one
-    may be shared by concurrent requests. The limits are still checked per request (guard)."""
+    """The outlines of recently read query texts, per party: the pages, dashboards and polling
+    clients of a node send the same few texts again and again, and reading one costs more than
+    its point lookup. Kept per party so that how fast a text is answered tells nobody what
+    another party asked. Bounded (`size` texts of at most `max_chars`); an outline is immutable,
+    so one may be shared by concurrent requests. The limits are still checked per request."""
 
     def __init__(self, size: int = 256, max_chars: int = 2048) -> None:
         self.size, self.max_chars = size, max_chars
-        self._kept: dict[str, QueryOutline] = {}
+        self._kept: dict[tuple[str, str], QueryOutline] = {}
         self._lock = threading.Lock()
 
-    def outline(self, text: str) -> QueryOutline:
-        """outline(text), read once while it is among the `size` most recently used."""
+    def outline(self, text: str, party: str) -> QueryOutline:
+        """outline(text), read once while (party, text) is among the `size` most recently used."""
         if len(text) > self.max_chars:
             return outline(text)
+        key = (party, text)
         kept = self._kept
         with self._lock:
-            found = kept.pop(text, None)
+            found = kept.pop(key, None)
             if found is not None:
-                kept[text] = found  # most recently used last
+                kept[key] = found  # most recently used last
                 return found
         read = outline(text)  # outside the lock; a text read twice at once is kept once
         with self._lock:
-            kept[text] = read
+            kept[key] = read
             while len(kept) > self.size:
                 del kept[next(iter(kept))]
         return read
