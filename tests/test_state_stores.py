@@ -6,8 +6,10 @@ PostgreSQL: one schema of a real server started for this module with initdb/pg_c
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -458,16 +460,65 @@ def test_a_busy_pool_is_a_503_after_the_statement_timeout(pg_url) -> None:
     assert state.run(lambda c: c.execute("SELECT 2").fetchone()) == (2,)  # handed back
 
 
-def test_a_broken_connection_is_replaced(pg_url) -> None:
+def _terminate(pg_url: str, pids: list[int]) -> None:
+    """End these backends as a server restart would, and wait until they are gone."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(200):
+            (left,) = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+            ).fetchone()
+            if left == 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backends {pids} did not end")
+
+
+def test_connections_the_server_ended_while_idle_are_not_reused(pg_url) -> None:
+    """After a restart every pooled connection is dead; no caller sees that, all reconnect."""
+    state = PgState(PgSettings(pg_url, schema="brokentest", pool_size=4))
+    held: list[Any] = []
+    with contextlib.ExitStack() as stack:  # fill the pool: four idle connections
+        for _ in range(4):
+            held.append(stack.enter_context(state._lease()).info.backend_pid)
+    _terminate(pg_url, held)
+    after = [state.run(lambda c: c.info.backend_pid) for _ in range(4)]
+    assert not set(after) & set(held)
+
+
+def test_a_connection_broken_during_a_call_is_a_503_and_replaced(pg_url) -> None:
     import psycopg
 
     state = PgState(PgSettings(pg_url, schema="brokentest", pool_size=1))
     pid = state.run(lambda c: c.info.backend_pid)
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    with pytest.raises(StateUnavailable):
-        state.run(lambda c: c.execute("SELECT 1").fetchone())
+
+    def killed_mid_call(conn: Any) -> Any:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return conn.execute("SELECT pg_sleep(5)").fetchone()
+
+    with pytest.raises(StateUnavailable) as e:
+        state.run(killed_mid_call)
+    assert e.value.error == "temporarily_unavailable"
     assert state.run(lambda c: c.info.backend_pid) != pid
+
+
+def test_the_audit_store_reconnects_when_the_server_ended_its_session(pg_url) -> None:
+    from trust.audit import AuditEvent, AuditLog
+    from trust.audit_store import open_audit_store
+
+    settings = PgSettings(pg_url, schema="audreconnect")
+    PgState(settings).migrate()
+    store = open_audit_store(settings.conninfo())
+    log = AuditLog(store, checkpoint_every=None)
+    log.append(AuditEvent(kind="query", party=ABC))
+    _terminate(pg_url, [store._conn.info.backend_pid])
+    log.append(AuditEvent(kind="query", party=ABC))  # no error: a fresh session
+    assert [r.seq for r in store.rows()] == [1, 2]
+    assert store.breaker.state().ok
 
 
 def test_bad_schema_names_are_refused() -> None:

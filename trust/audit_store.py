@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trust.bounds import Breaker, BreakerOpen, socket_deadline
+from trust.pg import server_closed
 
 GENESIS_HASH = "0" * 64
 
@@ -440,8 +441,10 @@ class PostgresAuditStore:
             self._reset()
 
     def _connection(self):
-        if self._conn is not None and self._pid == os.getpid() and not self._conn.closed:
-            return self._conn
+        if self._conn is not None and self._pid == os.getpid():
+            if not server_closed(self._conn):
+                return self._conn
+            self._reset()  # the server ended the session while idle (a restart): reconnect
         import psycopg
 
         ms = max(int(self.timeout * 1000), 1)

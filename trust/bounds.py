@@ -6,11 +6,15 @@ forever. So the client bounds every call itself: `socket_deadline` shuts the soc
 the call overruns (the blocked read then fails at once), and a `Breaker` answers "unavailable"
 without touching the dependency for a short cool-down after a failure, so a hung database costs
 one deadline per cool-down instead of one per request.
+
+A server that restarts closes every idle session it had; `idle_socket_closed` notices that
+before a pooled connection is handed out, so the first calls after a restart do not fail.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 import time
@@ -117,3 +121,17 @@ def _dup(fileno: int) -> int:
     import os
 
     return os.dup(fileno)
+
+
+def idle_socket_closed(fileno: int | None) -> bool:
+    """True when an idle client socket has something to read: the server ended the session.
+
+    An idle PostgreSQL session receives nothing unless the server closes it (a FATAL message,
+    then EOF), so a readable socket means "do not reuse". A false alarm (an unsolicited status
+    message) only costs one reconnect. One poll, no round trip.
+    """
+    if fileno is None or fileno < 0:
+        return True
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))

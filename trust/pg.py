@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
+from trust.bounds import idle_socket_closed
 from trust.errors import TrustError
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -210,9 +211,10 @@ class PgState:
             while True:
                 while self._idle:
                     conn = self._idle.pop()
-                    if not conn.closed:
+                    if not server_closed(conn):
                         return conn
-                    self._open -= 1
+                    self._open -= 1  # the server ended it while idle (a restart): not reused
+                    _close(conn)
                 if self._open < self.settings.pool_size:
                     self._open += 1
                     break
@@ -255,6 +257,14 @@ class PgState:
             self._available.notify()
         if not reusable:
             _close(conn)
+
+
+def server_closed(conn: Any) -> bool:
+    """True when a psycopg connection is closed or the server ended its session while idle."""
+    try:
+        return bool(conn.closed) or idle_socket_closed(conn.pgconn.socket)
+    except Exception:  # noqa: BLE001 - a connection too broken to report its socket
+        return True
 
 
 def _close(conn: Any) -> None:
