@@ -2,50 +2,30 @@
 
 from __future__ import annotations
 
-import glob
 import multiprocessing as mp
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
+import time
 
 import orjson
 import pytest
 
+from tests import pgproc
 from trust.audit import AuditEvent, AuditLog, AuditUnavailable, canonical_json, verify
 from trust.audit_store import PostgresAuditStore, open_audit_store
 from trust.pki import create_dev_ca, issue_party_certificate
 
-BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def pg():
+    reason = pgproc.available()
+    if reason:
+        pytest.skip(reason)
+    with pgproc.postgres() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def pg_url():
-    if not BINS or os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs PostgreSQL binaries and root (initdb runs as the postgres user)")
-    bindir = os.path.dirname(BINS[-1])
-    root = tempfile.mkdtemp(prefix="audit-pg-")
-    shutil.chown(root, "postgres")
-    data, port = os.path.join(root, "data"), _free_port()
-
-    def as_pg(*args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True)
-
-    as_pg(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    as_pg(f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l", f"{root}/log", "-w", "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        as_pg(f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+def pg_url(pg):
+    return pg.url
 
 
 @pytest.fixture
@@ -92,20 +72,36 @@ def test_edit_detected_at_entry(store, ca) -> None:
 
 
 def test_unreachable_server_fails_closed() -> None:
-    log = AuditLog(PostgresAuditStore(f"postgresql://postgres@127.0.0.1:{_free_port()}/postgres"))
+    log = AuditLog(
+        PostgresAuditStore(f"postgresql://postgres@127.0.0.1:{pgproc._free_port()}/postgres")
+    )
     with pytest.raises(AuditUnavailable):
         log.append(_event(1))
 
 
-def test_server_stopping_fails_closed(store, pg_url) -> None:
+def test_a_session_the_server_ended_while_idle_is_replaced(store, pg_url) -> None:
     log = AuditLog(store)
     log.append(_event(1))
-    conn = store._connection()
+    pid = store._connection().info.backend_pid
     other = open_audit_store(pg_url)._connection()
-    other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
-    with pytest.raises(AuditUnavailable):
-        log.append(_event(2))
-    # the next append reconnects
+    other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    while other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+        time.sleep(0.01)
+    assert log.append(_event(2)).seq == 2  # no error: a new session
+    assert store._connection().info.backend_pid != pid
+
+
+def test_server_stopping_fails_closed(store, pg) -> None:
+    log = AuditLog(store)
+    log.append(_event(1))
+    pg.stop()
+    try:
+        with pytest.raises(AuditUnavailable):
+            log.append(_event(2))
+    finally:
+        pg.start()
+    # the next append reconnects (once the breaker's cool-down has passed)
+    time.sleep(store.breaker.cool_down)
     assert log.append(_event(3)).seq == 2
 
 
