@@ -13,6 +13,10 @@ either every row of the batch is committed or none is.
 SQLite runs with `synchronous=NORMAL` by default: in WAL mode a commit is not fsynced, so an OS
 crash or power loss may lose the last commits, but a process crash loses nothing; set
 `synchronous="FULL"` to fsync every append.
+The writer never checkpoints the WAL itself: SQLite's automatic checkpoint fsyncs the database
+inside the append that crosses the threshold, holding every other append for milliseconds.
+A thread per process (`_WalCheckpointer`) copies the WAL into the database off the request path,
+and only briefly holds appends back, when the WAL has grown large, so that it can start over.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -121,6 +126,70 @@ def _multi_insert(n: int) -> str:
     return _INSERT + ", (?, ?, ?, ?, ?, ?)" * (n - 1)
 
 
+class _WalCheckpointer:
+    """Copies the audit WAL into the database in its own thread and connection.
+
+    Woken every `wake_after` appends (or after `idle_seconds`), it runs a PASSIVE checkpoint,
+    which never blocks a writer. Under steady appends such a checkpoint is never complete, so
+    the WAL could grow without end; once it holds `restart_frames` frames, one more checkpoint
+    runs with the store's lock held (only the frames added meanwhile are left to copy), and the
+    next append starts the WAL over. If checkpointing fails, the writer checkpoints for itself
+    again (SQLite's own automatic checkpoint) and this thread ends.
+    """
+
+    wake_after = 300  # appends (about 1,000 WAL frames, SQLite's own threshold)
+    restart_frames = 4000  # about 16 MB of WAL before it starts over
+    idle_seconds = 5.0
+
+    def __init__(self, store: SqliteAuditStore) -> None:
+        self.store = store
+        self.pending = 0  # appends since the last wake-up; counted under the store's lock
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="audit-wal", daemon=True)
+        self._thread.start()
+
+    def appended(self, n: int) -> None:
+        """Called with the store's lock held, after `n` rows were committed."""
+        self.pending += n
+        if self.pending >= self.wake_after:
+            self.pending = 0
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            conn = sqlite3.connect(
+                self.store.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.execute("PRAGMA busy_timeout=30000")
+            while True:
+                self._wake.wait(self.idle_seconds)
+                self._wake.clear()
+                if self._stop:
+                    return
+                _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames >= self.restart_frames:
+                    with self.store._lock:
+                        if self._stop:
+                            return
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            print(
+                f"audit WAL checkpointer: {exc}; appends checkpoint for themselves", file=sys.stderr
+            )
+            self.store._checkpoint_inline()
+        finally:
+            if conn is not None:
+                conn.close()
+
+
 class SqliteAuditStore:
     """SQLite in WAL mode; `read_only=True` opens the file for auditors (appends then fail)."""
 
@@ -136,6 +205,7 @@ class SqliteAuditStore:
         self._conn: sqlite3.Connection | None = None
         self._pid = -1  # connected lazily: an unopenable store fails the first append
         self._head: tuple[int, str] | None = None  # this process's last append (seq, hash)
+        self._wal: _WalCheckpointer | None = None
 
     def append(self, build: RowBuilder) -> Row:
         with self._lock:
@@ -148,6 +218,7 @@ class SqliteAuditStore:
                             _INSERT, (row.seq, row.time, row.kind, row.party, row.hash, row.body)
                         )
                         self._head = (row.seq, row.hash)
+                        self._appended(1)
                         return row
                     except sqlite3.IntegrityError:
                         pass  # another process appended since: take the slow path
@@ -156,6 +227,7 @@ class SqliteAuditStore:
                 self._head = None
                 raise AuditStoreError(f"sqlite append failed: {exc}") from exc
             self._head = (row.seq, row.hash)
+            self._appended(1)
             return row
 
     def append_many(self, builds: Sequence[RowBuilder]) -> list[Row]:
@@ -186,6 +258,7 @@ class SqliteAuditStore:
                             ],
                         )
                         self._head = (seq, prev)
+                        self._appended(len(rows))
                         return rows
                     except sqlite3.IntegrityError:
                         pass  # another process appended since: re-chain from the stored head
@@ -210,6 +283,7 @@ class SqliteAuditStore:
                 self._head = None
                 raise AuditStoreError(f"sqlite append failed: {exc}") from exc
             self._head = (seq, prev)
+            self._appended(len(rows))
             return rows
 
     def _append_locked(self, conn: sqlite3.Connection, build: RowBuilder) -> Row:
@@ -271,10 +345,25 @@ class SqliteAuditStore:
         return iter([Row(*r) for r in fetched])
 
     def close(self) -> None:
+        wal, self._wal = self._wal, None
+        if wal is not None and self._pid == os.getpid():
+            wal.stop()  # before the lock: its last step may be waiting for it
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn, self._head = None, None
+
+    def _appended(self, n: int) -> None:
+        if self._wal is not None:
+            self._wal.appended(n)
+
+    def _checkpoint_inline(self) -> None:
+        """The checkpointer failed: let appends checkpoint the WAL themselves, as SQLite does."""
+        with self._lock:
+            self._wal = None
+            if self._conn is not None and self._pid == os.getpid():
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("PRAGMA wal_autocheckpoint=1000")
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
@@ -293,10 +382,13 @@ class SqliteAuditStore:
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 for stmt in _SCHEMA:
                     conn.execute(stmt)
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # _WalCheckpointer does it
             conn.execute("PRAGMA busy_timeout=30000")
         except sqlite3.Error as exc:
             raise AuditStoreError(f"cannot open audit database {self.path}: {exc}") from exc
         self._conn, self._pid, self._head = conn, os.getpid(), None
+        if not self.read_only:
+            self._wal = _WalCheckpointer(self)  # a forked child starts its own
         return conn
 
 
