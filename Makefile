@@ -43,7 +43,11 @@ demo: $(STAMP) $(ASSETS) $(DEVOP)
 test: $(STAMP) $(ASSETS) $(DEVOP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
+# wrk (Debian) drives the peer-ratio, core-scaling and load benchmarks; installed when missing.
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+	  || echo "make bench: wrk (Debian package wrk) is missing: the wrk-driven figures report an error" >&2
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
