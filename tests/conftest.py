@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import pgproc  # noqa: E402
 from nodeproc import ProcessGroup, dsgo, output_tails  # noqa: E402
 from virtuoso import Virtuoso, start_virtuoso  # noqa: E402
 
@@ -88,3 +89,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         tails = output_tails()
         if tails:
             report.sections.append(("servers' stderr (last lines)", tails))
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[pgproc.Postgres]:
+    """A throw-away PostgreSQL for the module (tests/pgproc.py); skipped where it cannot run."""
+    reason = pgproc.available()
+    if reason:
+        pytest.skip(reason)
+    with pgproc.postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg: pgproc.Postgres) -> str:
+    return pg.url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -46,6 +47,30 @@ class Postgres:
             f"{self.bindir}/pg_ctl", "-D", self.data, "-o", self.opts, "-l", self.log, "-w", "start"
         )
 
+    def pids(self) -> list[int]:
+        """The postmaster and every backend/auxiliary process it started."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            master = int(f.read().split()[0])
+        out = [master]
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                with open(stat) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                out.append(int(stat.split("/")[2]))
+        return out
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and its backends: the kernel still accepts, nobody answers."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.pids():
+            os.kill(pid, signal.SIGCONT)
+
 
 def _as_pg(*args: str) -> None:
     subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True)
@@ -67,6 +92,10 @@ def postgres() -> Iterator[Postgres]:
     try:
         yield pg
     finally:
+        try:
+            pg.thaw()  # a test that froze it and failed
+        except (OSError, ValueError):
+            pass  # already stopped
         subprocess.run(
             [
                 "runuser",

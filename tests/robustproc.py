@@ -1,85 +1,14 @@
-"""Test helpers for hung dependencies: a real PostgreSQL to freeze, a listener that never answers."""
+"""Test helpers for hung dependencies: a listener that never answers (PostgreSQL: tests/pgproc.py)."""
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from nodeproc import free_port
-
-PG_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-
-
-def postgres_available() -> str | None:
-    """None when a PostgreSQL can be started here, else the reason to skip."""
-    if not PG_BINS or os.geteuid() != 0 or shutil.which("runuser") is None:
-        return "needs PostgreSQL binaries and root (initdb runs as the postgres user)"
-    return None
-
-
-@dataclass
-class Postgres:
-    """A PostgreSQL cluster started with initdb/pg_ctl on a free 127.0.0.1 port."""
-
-    url: str
-    data: Path
-
-    def pids(self) -> list[int]:
-        """The postmaster and every backend/auxiliary process it started."""
-        master = int((self.data / "postmaster.pid").read_text().split()[0])
-        out = [master]
-        for stat in glob.glob("/proc/[0-9]*/stat"):
-            try:
-                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                out.append(int(stat.split("/")[2]))
-        return out
-
-    def freeze(self) -> None:
-        """SIGSTOP the postmaster and its backends: the kernel still accepts, nobody answers."""
-        for pid in self.pids():
-            os.kill(pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        for pid in self.pids():
-            os.kill(pid, signal.SIGCONT)
-
-
-@contextmanager
-def postgres() -> Iterator[Postgres]:
-    bindir = os.path.dirname(PG_BINS[-1])
-    root = tempfile.mkdtemp(prefix="robust-pg-")
-    shutil.chown(root, "postgres")
-    data, port = os.path.join(root, "data"), free_port()
-
-    def as_pg(*args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True)
-
-    as_pg(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    as_pg(f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l", f"{root}/log", "-w", "start")
-    pg = Postgres(f"postgresql://postgres@127.0.0.1:{port}/postgres", Path(data))
-    try:
-        yield pg
-    finally:
-        try:
-            pg.thaw()
-        except (OSError, ValueError):
-            pass
-        as_pg(f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

@@ -7,7 +7,6 @@ import multiprocessing as mp
 import sqlite3
 
 import pytest
-from test_audit_postgres import pg, pg_url  # noqa: F401 - the PostgreSQL server fixtures
 
 from trust.audit import AuditEvent, AuditLog, AuditUnavailable, verify
 from trust.audit_store import NullAuditStore, PostgresAuditStore, SqliteAuditStore

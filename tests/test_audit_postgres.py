@@ -14,20 +14,6 @@ from trust.audit_store import PostgresAuditStore, open_audit_store
 from trust.pki import create_dev_ca, issue_party_certificate
 
 
-@pytest.fixture(scope="module")
-def pg():
-    reason = pgproc.available()
-    if reason:
-        pytest.skip(reason)
-    with pgproc.postgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def pg_url(pg):
-    return pg.url
-
-
 @pytest.fixture
 def store(pg_url):
     s = open_audit_store(pg_url)

@@ -5,7 +5,6 @@ Retry-After on audited requests, never a hang; /readyz names the audit backend; 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,20 +18,12 @@ from nodeproc import (
     token_for,
     trust_client,
 )
-from robustproc import Postgres, postgres, postgres_available
+from pgproc import Postgres
 
 from trust.audit_store import AuditStoreError, PostgresAuditStore
 
 OWNER = "EU.EORI.NL000000171"
 CLIENT_BOUND = 20.0  # a request still open after this is a hang (the node's bound is ~2 s)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    if reason := postgres_available():
-        pytest.skip(reason)
-    with postgres() as server:
-        yield server
 
 
 def test_store_call_on_a_frozen_server_fails_within_its_deadline(pg: Postgres) -> None:

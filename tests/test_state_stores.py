@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tests import pgproc
 from trust.access_token import AccessTokenIssuer, AccessTokenVerifier
 from trust.delegation import DSGO_DATASET
 from trust.errors import InvalidRequest, InvalidToken, NotFound, ReplayError
@@ -36,15 +35,6 @@ OWNER = "EU.EORI.NL000000003"
 ABC = "EU.EORI.NL000000001"
 NOW = 1_700_000_000.0
 BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    reason = pgproc.available()
-    if reason:
-        pytest.skip(reason)
-    with pgproc.postgres() as pg:
-        yield pg.url
 
 
 class Hosts:
