@@ -79,6 +79,20 @@ def test_close_stops_the_checkpointer(tmp_path) -> None:
     assert len(_checkpointers()) == before
 
 
+def test_a_store_dropped_without_close_ends_its_checkpointer(tmp_path, monkeypatch) -> None:
+    import gc
+
+    monkeypatch.setattr(audit_store._WalCheckpointer, "idle_seconds", 0.05)
+    store = SqliteAuditStore(tmp_path / "audit.db")
+    _append(AuditLog(store, checkpoint_every=None), 3)
+    thread = store._wal._thread
+    assert thread.is_alive()
+    del store
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()  # the thread held no strong reference to the store
+
+
 def test_a_read_only_store_starts_no_checkpointer(tmp_path) -> None:
     writer = SqliteAuditStore(tmp_path / "audit.db")
     _append(AuditLog(writer, checkpoint_every=None), 2)

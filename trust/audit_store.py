@@ -27,6 +27,7 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,8 @@ class _WalCheckpointer:
     the WAL could grow without end; once it holds `restart_frames` frames, one more checkpoint
     runs with the store's lock held (only the frames added meanwhile are left to copy), and the
     next append starts the WAL over. If checkpointing fails, the writer checkpoints for itself
-    again (SQLite's own automatic checkpoint) and this thread ends.
+    again (SQLite's own automatic checkpoint) and this thread ends. It holds the store weakly:
+    a store dropped without close() ends its thread at the next wake-up.
     """
 
     wake_after = 300  # appends (about 1,000 WAL frames, SQLite's own threshold)
@@ -142,7 +144,8 @@ class _WalCheckpointer:
     idle_seconds = 5.0
 
     def __init__(self, store: SqliteAuditStore) -> None:
-        self.store = store
+        self._store = weakref.ref(store)
+        self._path, self._lock = store.path, store._lock
         self.pending = 0  # appends since the last wake-up; counted under the store's lock
         self._wake = threading.Event()
         self._stop = False
@@ -166,17 +169,17 @@ class _WalCheckpointer:
         conn = None
         try:
             conn = sqlite3.connect(
-                self.store.path, isolation_level=None, check_same_thread=False, timeout=30
+                self._path, isolation_level=None, check_same_thread=False, timeout=30
             )
             conn.execute("PRAGMA busy_timeout=30000")
             while True:
                 self._wake.wait(self.idle_seconds)
                 self._wake.clear()
-                if self._stop:
+                if self._stop or self._store() is None:
                     return
                 _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if frames >= self.restart_frames:
-                    with self.store._lock:
+                    with self._lock:
                         if self._stop:
                             return
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -184,7 +187,9 @@ class _WalCheckpointer:
             print(
                 f"audit WAL checkpointer: {exc}; appends checkpoint for themselves", file=sys.stderr
             )
-            self.store._checkpoint_inline()
+            store = self._store()
+            if store is not None:
+                store._checkpoint_inline()
         finally:
             if conn is not None:
                 conn.close()
