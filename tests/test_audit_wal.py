@@ -34,10 +34,6 @@ def _wal_frames(path: Path) -> tuple[int, int]:
     return frames, done
 
 
-def _checkpointers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "audit-wal"]
-
-
 def test_appends_do_not_checkpoint_and_the_thread_does(tmp_path, small_wal) -> None:
     store = SqliteAuditStore(tmp_path / "audit.db")
     log = AuditLog(store, checkpoint_every=None)
@@ -71,12 +67,12 @@ def test_the_wal_starts_over_under_steady_appends(tmp_path, small_wal) -> None:
 
 
 def test_close_stops_the_checkpointer(tmp_path) -> None:
-    before = len(_checkpointers())
     store = SqliteAuditStore(tmp_path / "audit.db")
     _append(AuditLog(store, checkpoint_every=None), 3)
-    assert len(_checkpointers()) == before + 1
+    thread = store._wal._thread
+    assert thread.is_alive() and thread.name == "audit-wal"
     store.close()
-    assert len(_checkpointers()) == before
+    assert not thread.is_alive()  # joined by close(), not left to its next wake-up
 
 
 def test_a_store_dropped_without_close_ends_its_checkpointer(tmp_path, monkeypatch) -> None:
@@ -97,10 +93,9 @@ def test_a_read_only_store_starts_no_checkpointer(tmp_path) -> None:
     writer = SqliteAuditStore(tmp_path / "audit.db")
     _append(AuditLog(writer, checkpoint_every=None), 2)
     writer.close()
-    before = len(_checkpointers())
     reader = SqliteAuditStore(tmp_path / "audit.db", read_only=True)
     assert len(list(reader.rows())) == 2
-    assert len(_checkpointers()) == before
+    assert reader._wal is None
     reader.close()
 
 
