@@ -51,6 +51,8 @@ from trust.errors import TrustError
 
 log = logging.getLogger("dsgo.node")
 
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """The node app for these settings; the runtime (store, keys, policies) opens at start-up."""
@@ -84,6 +86,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs is node.web's: Swagger UI served by the node itself
         redoc_url=None,
+        # FastAPI's own OpenTelemetry would export every request's path and query (SPARQL text,
+        # IRIs) to whatever provider the process has, outside the enforcement point; it also
+        # costs a provider lookup per request. The node's request log is its telemetry.
+        telemetry=NO_TELEMETRY,
     )
     app.state.runtime = rt
     ready_routes, readiness = readiness_routes(rt)
