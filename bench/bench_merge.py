@@ -170,7 +170,7 @@ def run(triples: int | None = None, rounds: int = 7, per_round: int = 200) -> di
 class _Unplanned(MergePlanner):
     """The path before the merge: the scope's graphs go to the engine as they are."""
 
-    def default_graphs(self, store: Any, graphs: Any) -> list[str]:
+    def default_graphs(self, store: Any, graphs: Any, build: bool = True) -> list[str]:
         return list(graphs)
 
 

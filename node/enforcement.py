@@ -21,7 +21,7 @@ import pyoxigraph as ox
 from node.sparql.outline import QueryOutline, outline
 from node.sparql.text import SparqlSyntaxError, mentions_service
 from node.store import MemoryStore, Store
-from node.store.merge import DEFAULT_PLANNER, MERGE_PREFIX, MergePlanner
+from node.store.merge import DEFAULT_PLANNER, MERGE_PREFIX, MergePlanner, NotPlanned
 from trust.audit import AuditEvent
 from trust.conditions import explain_conditions
 from trust.delegation import (
@@ -189,14 +189,20 @@ def scoped_query(
     data_version: Hashable | None = None,
     timeout: float | None = None,
     merges: MergePlanner | None = None,
+    build: bool = True,
 ) -> Any:
     """Run `query` over only what `scope` permits; the default graph is the RDF merge of it
-    (node.store.merge: the engine gets disjoint graphs, so its bag union is a set union)."""
+    (node.store.merge: the engine gets disjoint graphs, so its bag union is a set union).
+
+    With `build=False`, NotPlanned instead of materialising a partial scope or planning a merge.
+    """
     query = outline(query)
     refuse_engine_service(query.text)
     from_graphs, from_named = query.from_graphs, query.from_named
     whole = _whole_graphs(scope, dataset_graphs)
     if scope.partial:
+        if not build:
+            raise NotPlanned("a partial scope is read from a materialised view")
         if cache is not None and data_version is not None:
             mem = cache.get_or_build(
                 (scope, data_version), lambda: _materialise(store, scope, dataset_graphs)
@@ -215,7 +221,7 @@ def scoped_query(
     else:
         default = [g for g in (from_graphs or []) if g in permitted]
         named = [g for g in (from_named or []) if g in permitted]
-    default = (merges or DEFAULT_PLANNER).default_graphs(target, default)
+    default = (merges or DEFAULT_PLANNER).default_graphs(target, default, build)
     return target.query(query, default_graph=default, named_graphs=named, timeout=timeout)
 
 
@@ -689,8 +695,9 @@ class Enforcer:
         *,
         data_version: Hashable | None = None,
         timeout: float | None = None,
+        build: bool = True,
     ) -> Any:
-        """Run `sparql` over exactly what an already-decided `scope` permits."""
+        """Run `sparql` over exactly what an already-decided `scope` permits (scoped_query)."""
         graphs = self.dataset_graphs(store, data_version)
         return scoped_query(
             store,
@@ -701,6 +708,7 @@ class Enforcer:
             data_version=data_version,
             timeout=timeout,
             merges=self.merges,
+            build=build,
         )
 
     def dataset_graphs(self, store: Store, data_version: Hashable | None = None) -> list[str]:

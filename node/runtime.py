@@ -266,6 +266,10 @@ class QueryPool(ThreadPoolExecutor):
         with self._count:
             self._unfinished -= 1
 
+    def idle(self) -> bool:
+        """Whether no submission is running or waiting."""
+        return self._unfinished == 0
+
     def waiting(self) -> int:
         """How many submissions wait for a slot now (0 when every one has a thread)."""
         return max(self._unfinished - self.slots, 0)

@@ -238,3 +238,55 @@ def test_an_edited_outline_takes_only_its_own_fields() -> None:
     assert edited.tokens is read.tokens  # nothing read again
     with pytest.raises(TypeError, match="tokenz"):
         read.with_text("SELECT * { ?s ?p ?o }", tokenz=())
+
+
+LOOKUPS = [
+    f"SELECT ?p ?o WHERE {{ <{BASE}/id/building/b1> ?p ?o }}",
+    "SELECT * { ?s a <http://x.example/T> . } LIMIT 5",
+    'PREFIX ex: <http://e.example/> SELECT ?s WHERE { ?s ex:p "v"@en }',
+    'SELECT ?s WHERE { ?s <http://p.example/> "1"^^<http://www.w3.org/2001/XMLSchema#int> }',
+    "SELECT ?s ?p ?o WHERE { ?s ?p ?o }",  # bounded by its rows all the same
+    "SELECT $s WHERE { $s <http://p.example/> 42 } # a comment",
+]
+NOT_LOOKUPS = [
+    "SELECT DISTINCT ?p WHERE { ?s ?p ?o }",  # few rows out of many triples read
+    "SELECT ?x WHERE { ?x ?p ?x }",  # a repeated variable filters a scan
+    "SELECT ?x WHERE { ?x ?p $x }",
+    "SELECT ?s WHERE { ?s ?p ?o } OFFSET 5",
+    "SELECT ?s WHERE { ?s ?p ?o } ORDER BY ?s",
+    "SELECT ?s FROM <http://g.example/> WHERE { ?s ?p ?o }",
+    "SELECT ?s WHERE { ?s ?p ?o FILTER(?o) }",
+    "SELECT ?s WHERE { ?s <http://a.example/>/<http://b.example/> ?o }",
+    "SELECT ?s WHERE { ?s ?p ?o ; ?q ?r }",
+    "SELECT ?s WHERE { ?s ?p ?o . ?o ?q ?r }",
+    "SELECT (1 AS ?x) WHERE { ?s ?p ?o }",
+    "SELECT ?s WHERE { GRAPH ?g { ?s ?p ?o } }",
+    "SELECT ?s WHERE { ?s ?p ?o } LIMIT 1.5",
+    "SELECT ?s WHERE { ?s ?p ?o } VALUES ?s { <http://s.example/> }",
+    "SELECT ?s WHERE { ?s ?p [] }",
+    "SELECT ?s WHERE { _:b ?p ?s }",
+    "SELECT ?s WHERE { ?s ex:a\\#b ?o }",  # an escape: the engine may read it otherwise
+    "SELECT ?s WHERE { ?s ?p ?o SERVICE <http://x.example/sparql> { ?o ?q ?r } }",
+    "ASK { ?s ?p ?o }",
+    "CONSTRUCT WHERE { ?s ?p ?o }",
+    "SELECT ?s WHERE { " + "?s ?p ?o " + "#" * 3000 + "\n}",  # longer than LOOKUP_MAX_CHARS
+]
+
+
+@pytest.mark.parametrize("query", LOOKUPS)
+def test_a_lookup_is_one_triple_pattern_for_an_independent_parser_too(query: str) -> None:
+    from rdflib.plugins.sparql import prepareQuery
+
+    assert outline(query).lookup
+    node = prepareQuery(query).algebra["p"]
+    if node.name == "Slice":  # LIMIT n, from 0
+        assert node["start"] == 0
+        node = node["p"]
+    assert node.name == "Project"
+    bgp = node["p"]
+    assert bgp.name == "BGP" and len(bgp["triples"]) == 1
+
+
+@pytest.mark.parametrize("query", NOT_LOOKUPS)
+def test_anything_else_is_not_a_lookup(query: str) -> None:
+    assert not outline(query).lookup

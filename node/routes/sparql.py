@@ -21,7 +21,7 @@ from node.evidence import evidence_from
 from node.http_body import BodyTooLarge, ClientGone, read_body
 from node.negotiation import content_type, decode_request_body
 from node.runtime import Runtime
-from node.service.dispatch import submit_query
+from node.service.dispatch import answer_here, submit_query
 from node.service.query import Answer, SparqlRequest
 from trust.errors import InvalidToken
 
@@ -38,7 +38,8 @@ def sparql_routes(rt: Runtime) -> list[Route]:
 
 class SparqlEndpoint:
     """/sparql as a plain ASGI app (no Request object or per-route wrapper: errors propagate to
-    the app's exception handlers); the query runs in the query pool, audited there."""
+    the app's exception handlers); the query is answered and audited in the query pool, or
+    here when it is a lookup on an idle node (node/service/dispatch.py)."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -59,32 +60,34 @@ class SparqlEndpoint:
         evidence = evidence_from(headers.get(EVIDENCE_HEADER), rt, caller)
         timeout = rt.settings.query_timeout
         deadline = time.monotonic() + timeout
-        future = submit_query(
-            rt,
-            *(caller, req, headers.get("accept"), req.formats, deadline, evidence),
-            defer_audit=True,
-        )
-        try:
-            answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
-            if answer.unwritten:
-                # Group-committed with concurrent requests' entries, after the engine slot is
-                # free; nothing is answered before the commit (a failed one answers 503).
-                with rt.audit.deferred() as pending:
-                    for event in answer.unwritten:
-                        rt.audit.append(event)
-                await pending.wait()
-        except (TimeoutError, QueryTimeout):
-            if not future.cancel():
-                future.add_done_callback(_write_late(rt))  # answered after all: still audited
-            late = QueryTimeout(f"query cancelled after the configured timeout of {timeout:g} s")
-            response: Response = JSONResponse(
-                late.to_json(), status_code=late.status, headers=late.headers
-            )
-        else:
-            extra = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"}
-            if answer.truncated:
-                extra["DSGO-Result-Truncated"] = f"max_results={rt.settings.max_results}"
-            response = Response(answer.body, media_type=content_type(answer.media), headers=extra)
+        request = (caller, req, headers.get("accept"), req.formats, deadline, evidence)
+        answer = answer_here(rt, *request)  # a lookup on an idle node: no thread hop
+        if answer is None:
+            future = submit_query(rt, *request, defer_audit=True)
+            try:
+                answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
+                if answer.unwritten:
+                    # Group-committed with concurrent requests' entries, after the engine slot
+                    # is free; nothing is answered before the commit (a failed one answers 503).
+                    with rt.audit.deferred() as pending:
+                        for event in answer.unwritten:
+                            rt.audit.append(event)
+                    await pending.wait()
+            except (TimeoutError, QueryTimeout):
+                if not future.cancel():
+                    future.add_done_callback(_write_late(rt))  # answered after all: audited
+                late = QueryTimeout(
+                    f"query cancelled after the configured timeout of {timeout:g} s"
+                )
+                refused = JSONResponse(
+                    late.to_json(), status_code=late.status, headers=late.headers
+                )
+                await refused(scope, receive, send)
+                return
+        extra = {"Vary": "Accept, Authorization", "Cache-Control": "private, no-cache"}
+        if answer.truncated:
+            extra["DSGO-Result-Truncated"] = f"max_results={rt.settings.max_results}"
+        response = Response(answer.body, media_type=content_type(answer.media), headers=extra)
         await response(scope, receive, send)
 
 

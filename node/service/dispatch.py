@@ -7,6 +7,13 @@ to a hung remote would take every slot and starve plain local queries (issue 17:
 plans and waits on the remote answers there, and takes a slot only for each piece of engine
 work (the local bindings, then the rewritten query with its serialisation). Other texts go
 straight to a slot, as before: no extra thread hop on the common path.
+
+A lookup (one triple pattern, QueryOutline.lookup) that arrives while the pool is idle is
+answered on the event loop itself (`answer_here`), as a resource GET is: its cost is bounded
+by the rows it returns, and the two thread wake-ups of a pool round trip (about 0.1 ms here)
+are most of what it would cost. Only with the embedded store and the SQLite audit log, whose
+reads and commits take microseconds; anything over the row budget, or that would first build
+a merge or a partial view, goes to the pool.
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ from typing import TypeVar
 from node.enforcement import Caller
 from node.errors import QueryTimeout
 from node.runtime import Runtime
-from node.service.query import Answer, SparqlRequest, answer_query
+from node.service.query import Answer, NotHere, SparqlRequest, answer_query
+from node.sparql.outline import LOOKUP_MAX_CHARS
 from node.sparql.text import mentions_service
 from trust.delegation import Policy
 
-__all__ = ["EngineSlot", "submit_query"]
+__all__ = ["EngineSlot", "answer_here", "submit_query"]
 
 T = TypeVar("T")
 
@@ -78,3 +86,31 @@ def submit_query(
         *(rt, caller, req, accept, fmt, deadline, evidence),
         defer_audit=defer_audit,
     )
+
+
+def answer_here(
+    rt: Runtime,
+    caller: Caller,
+    req: SparqlRequest,
+    accept: str | None,
+    fmt: Sequence[str] | None,
+    deadline: float,
+    evidence: Sequence[Policy],
+) -> Answer | None:
+    """The answer (audited) of a lookup, computed on the calling thread; None: use submit_query.
+
+    Errors of the request itself (400, 403, 406, 503 on an unwritable log) are raised as they
+    would be from the pool.
+    """
+    settings = rt.settings
+    if (
+        settings.store_backend != "oxigraph"
+        or settings.audit_backend != "sqlite"
+        or not rt.queries.idle()
+        or len(req.query) > LOOKUP_MAX_CHARS
+    ):
+        return None
+    try:
+        return answer_query(rt, caller, req, accept, fmt, deadline, evidence, inline=True)
+    except NotHere:
+        return None

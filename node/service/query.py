@@ -41,10 +41,21 @@ from node.sparql.results import (
 )
 from node.sparql.rewrite import splice, with_dataset, with_limit
 from node.sparql.text import SparqlSyntaxError
+from node.store.merge import NotPlanned
 from trust.audit import AuditEvent
 from trust.delegation import DSGO_QUERY, Decision, Policy, Scope
 
-__all__ = ["Answer", "SparqlRequest", "answer_query", "evaluate", "query_form"]
+__all__ = [
+    "INLINE_ROWS",
+    "Answer",
+    "NotHere",
+    "SparqlRequest",
+    "answer_query",
+    "evaluate",
+    "query_form",
+]
+
+INLINE_ROWS = 256  # the row budget of a lookup answered where it arrives (answer_query's doc)
 
 _IRI_OK = re.compile(r'[^<>"{}|^`\\\x00-\x20]+')
 
@@ -71,6 +82,11 @@ class Answer:
     unwritten: list[AuditEvent] = field(default_factory=list)
 
 
+class NotHere(Exception):
+    """answer_query(inline=True) cannot answer cheaply: nothing was decided or written, and the
+    request goes to the query pool (node/service/dispatch.py)."""
+
+
 def query_form(query: str) -> str | None:
     """SELECT, ASK, CONSTRUCT or DESCRIBE after the prologue (None when it cannot be seen)."""
     return outline(query).form
@@ -86,6 +102,7 @@ def answer_query(
     evidence: Sequence[Policy],
     slot: Slot | None = None,
     defer_audit: bool = False,
+    inline: bool = False,
 ) -> Answer:
     """The query thread's whole job: run, then audit the decision and the query in one write.
 
@@ -96,6 +113,10 @@ def answer_query(
     an answered query's entries are returned in `Answer.unwritten` for the caller to commit
     before answering (a failure is still written here): the slot is then not held for the
     audit write. With no one waiting they are written here, which is faster for one request.
+
+    With `inline`, only a lookup (QueryOutline.lookup) over what is ready is answered, within
+    INLINE_ROWS rows: anything else raises NotHere before any decision is recorded, so the
+    caller can run it in the pool instead (the event loop is never held by a long query).
     """
     decisions: list[Decision] = []
     calls: list[AuditEvent] = []
@@ -119,14 +140,20 @@ def answer_query(
 
     try:
         answer = _run(
-            rt, caller, req, accept, fmt, deadline, evidence, decisions, calls, scope_seen, slot
+            rt,
+            *(caller, req, accept, fmt, deadline, evidence, decisions, calls, scope_seen, slot),
+            inline=inline,
         )
+    except (NotHere, NotPlanned):
+        raise NotHere() from None  # nothing is recorded: the pool answers it, and audits it
     except BaseException as exc:
         if decisions or calls:
             code = "query_timeout" if isinstance(exc, QueryTimeout) else None
             failed = {"error": code or getattr(exc, "code", None) or type(exc).__name__}
             rt.audit.append_all([record(None, failed), *calls])
         raise
+    if inline and answer.truncated and answer.size < rt.settings.max_results:
+        raise NotHere()  # over the row budget (not the node's cap): the pool answers it
     events = [record(answer.size, {}), *calls]
     if defer_audit and rt.queries.waiting():
         answer.unwritten = events  # others wait for a slot: the commit is made off it
@@ -147,6 +174,7 @@ def _run(
     calls: list[AuditEvent],
     scope_seen: list[Scope],
     slot: Slot | None = None,
+    inline: bool = False,
 ) -> Answer:
     """Evaluate (scoped by policy), then serialise in the negotiated format, within the deadline.
 
@@ -155,6 +183,8 @@ def _run(
     """
     check_length(req.query, rt.settings.limits)
     read = rt.outlines.outline(req.query, caller.party_id)  # the one read of the text
+    if inline and not (read.lookup and not req.default_graphs and not req.named_graphs):
+        raise NotHere()
     query = with_protocol_dataset(req, read)
     guard(query, rt.settings.limits)
     form = query.form
@@ -165,7 +195,7 @@ def _run(
     except NotAcceptable:
         rt.enforcer.query_scope(caller, evidence, decisions)  # a refusal still comes first
         raise
-    cap = rt.settings.max_results
+    cap = min(rt.settings.max_results, INLINE_ROWS) if inline else rt.settings.max_results
     limited = None if query.has_service else with_limit(query, cap + 1)
 
     def finish(result: Any) -> Answer:  # in the thread that evaluated (results stay there)
@@ -183,6 +213,7 @@ def _run(
         slot=slot,
         deadline=deadline,
         finish=finish,
+        build=not inline,
     )
 
 
@@ -225,6 +256,7 @@ def evaluate(
     slot: Slot | None = None,
     deadline: float | None = None,
     finish: Callable[[Any], Any] | None = None,
+    build: bool = True,
 ) -> Any:
     """Run a query for `caller`: policy-scoped locally, SERVICE parts at vouched peer nodes.
 
@@ -237,6 +269,7 @@ def evaluate(
     their ids. With `finish`, the engine's result goes through it in the evaluating thread and
     its value is returned. With `slot`, engine work runs in slots and remote answers are
     awaited in this thread; `deadline` bounds the remote calls below the query's own deadline.
+    With `build=False`, NotPlanned instead of building a view or merge first (scoped_query).
     """
     finish = finish or _as_is
     if not guarded:
@@ -258,7 +291,12 @@ def evaluate(
         def run() -> Any:
             return finish(
                 enforcer.run_scoped(
-                    rt.store, local_only, scope, data_version=rt.store.version(), timeout=None
+                    rt.store,
+                    local_only,
+                    scope,
+                    data_version=rt.store.version(),
+                    timeout=None,
+                    build=build,
                 )
             )
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from node.sparql.text import (
     IRI,
+    LANGTAG,
     NUMBER,
     PUNCT,
+    STRING,
     VAR,
     WORD,
     QueryTooComplex,
@@ -81,6 +84,7 @@ class QueryOutline:
     services: int  # SERVICE keywords anywhere
     depth: int  # deepest nesting of { ( [
     operators: int  # OPTIONAL, MINUS, UNION and operator punctuation
+    lookup: bool = False  # a bounded lookup (is_lookup): cheap enough to run where it arrives
 
     @property
     def has_service(self) -> bool:
@@ -281,6 +285,7 @@ def outline(query: str | QueryOutline) -> QueryOutline:
         services=services,
         depth=deepest,
         operators=operators,
+        lookup=form == "SELECT" and _is_lookup(query, tokens, form_index, where_index, declared),
     )
 
 
@@ -317,14 +322,104 @@ def guard(query: QueryOutline, limits: Any) -> None:
 
 
 def _ambiguous(query: QueryOutline) -> bool:
-    if "\\" in query.text:
+    return _reads_ambiguously(query.text, query.tokens, query.prefixes)
+
+
+def _reads_ambiguously(text: str, tokens: Sequence[Token], declared: dict[str, str]) -> bool:
+    """Whether the engine may read `text` otherwise than these tokens say (guard's doc)."""
+    if "\\" in text:
         return True
-    for tok in query.tokens:
+    for tok in tokens:
         if tok.kind == IRI:
             m = _SCHEME.match(tok.text[1:-1])
-            if m is None or m.group(1) in query.prefixes:
+            if m is None or m.group(1) in declared:
                 return True
     return False
+
+
+LOOKUP_MAX_CHARS = 2048
+_TERM_KINDS = frozenset((VAR, IRI, NUMBER))
+
+
+def _is_lookup(
+    text: str,
+    tokens: Sequence[Token],
+    form_index: int | None,
+    where_index: int | None,
+    declared: dict[str, str],
+) -> bool:
+    """`SELECT ?v… | * [WHERE] { s p o [.] } [LIMIT n]`, its three terms without a repeated
+    variable, and nothing else after the prologue.
+
+    Its evaluation is one index range read that yields a row per matching triple, so its cost
+    is bounded by the rows it returns (node/service/dispatch.py runs such a query on the event
+    loop with a small row budget). Every other shape is not a lookup: DISTINCT, FROM, FILTER,
+    paths, OFFSET or ORDER BY can make the engine read many triples for a few rows, and so can
+    a variable repeated within the pattern (`?x ?p ?x`). A text the engine may read otherwise
+    than the tokenizer (escapes, `<` without spaces) is not one either.
+    """
+    if form_index is None or where_index is None or len(text) > LOOKUP_MAX_CHARS:
+        return False
+    n = len(tokens)
+    i = form_index + 1
+    if i < n and tokens[i].is_punct("*"):
+        i += 1
+    else:
+        start = i
+        while i < n and tokens[i].kind == VAR:
+            i += 1
+        if i == start:
+            return False
+    if i < n and tokens[i].is_word("WHERE"):
+        i += 1
+    if i != where_index:
+        return False
+    i += 1
+    variables: set[str] = set()
+    for position in range(3):
+        end = _term_end(tokens, i, predicate=position == 1)
+        if end is None:
+            return False
+        if tokens[i].kind == VAR:
+            name = tokens[i].text[1:]
+            if name in variables:
+                return False
+            variables.add(name)
+        i = end
+    if i < n and tokens[i].is_punct("."):
+        i += 1
+    if i >= n or not tokens[i].is_punct("}"):
+        return False
+    i += 1
+    if i + 1 < n and tokens[i].is_word("LIMIT") and tokens[i + 1].kind == NUMBER:
+        if not tokens[i + 1].text.isdigit():
+            return False
+        i += 2
+    return i == n and not _reads_ambiguously(text, tokens, declared)
+
+
+def _term_end(tokens: Sequence[Token], i: int, predicate: bool) -> int | None:
+    """Where one plain RDF term or variable starting at token `i` ends; None if it is not one."""
+    if i >= len(tokens):
+        return None
+    tok = tokens[i]
+    if tok.kind in _TERM_KINDS:
+        return i + 1
+    if tok.kind == WORD:
+        if ":" in tok.text or (predicate and tok.text == "a"):
+            return i + 1
+        return None
+    if tok.kind != STRING or predicate:
+        return None
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+    if nxt is not None and nxt.kind == LANGTAG:
+        return i + 2
+    if nxt is not None and nxt.is_punct("^^"):
+        dtype = tokens[i + 2] if i + 2 < len(tokens) else None
+        if dtype is not None and (dtype.kind == IRI or (dtype.kind == WORD and ":" in dtype.text)):
+            return i + 3
+        return None
+    return i + 1
 
 
 def check_length(text: str, limits: Any) -> None:

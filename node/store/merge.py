@@ -86,6 +86,11 @@ def merge_name(keys: Sequence[GraphKey]) -> str:
     return MERGE_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+class NotPlanned(Exception):
+    """Answering would first build something (a merge plan, a materialised view): asked with
+    `build=False` by a caller that must not wait for that (an inline lookup, dispatch.py)."""
+
+
 class MergePlanner:
     """Turns a scope's list of default graphs into disjoint graphs (see the module docstring)."""
 
@@ -100,8 +105,13 @@ class MergePlanner:
         self._building: dict[Hashable, threading.Lock] = {}  # single flight per pair / merge
         self.stats = {"pair_checks": 0, "merges_built": 0}
 
-    def default_graphs(self, store: MergeStore, graphs: Sequence[str]) -> list[str]:
-        """Graphs whose bag union is the RDF merge of `graphs` (one graph: returned as it is)."""
+    def default_graphs(
+        self, store: MergeStore, graphs: Sequence[str], build: bool = True
+    ) -> list[str]:
+        """Graphs whose bag union is the RDF merge of `graphs` (one graph: returned as it is).
+
+        With `build=False`, NotPlanned instead of checking pairs or building a merge graph.
+        """
         unique = list(dict.fromkeys(graphs))  # FROM <a> FROM <a> names one graph
         if len(unique) < 2:
             return unique
@@ -111,6 +121,8 @@ class MergePlanner:
             plan = self._plans.get(plan_key)
         if plan is not None:
             return list(plan)
+        if not build:
+            raise NotPlanned("the scope's merge of datasets is not planned yet")
         out: list[str] = []
         for component in self._components(store, unique, keys):
             if len(component) == 1:
