@@ -107,7 +107,7 @@ def answer_here(
         settings.store_backend != "oxigraph"
         or settings.audit_backend != "sqlite"
         or not rt.queries.idle()
-        or len(req.query) > LOOKUP_MAX_CHARS
+        or len(req.query) > LOOKUP_MAX_CHARS  # not read on the loop: it cannot be a lookup
     ):
         return None
     try:

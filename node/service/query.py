@@ -83,8 +83,8 @@ class Answer:
 
 
 class NotHere(Exception):
-    """answer_query(inline=True) cannot answer cheaply: nothing was decided or written, and the
-    request goes to the query pool (node/service/dispatch.py)."""
+    """answer_query(inline=True) cannot answer cheaply: nothing was written (no audit entry, no
+    merge or view built), and the request goes to the query pool (node/service/dispatch.py)."""
 
 
 def query_form(query: str) -> str | None:
