@@ -51,6 +51,7 @@ def facts(o: QueryOutline) -> tuple:
         o.binds_graph,
         o.services,
         o.depth,
+        o.lookup,
     )
 
 

@@ -76,6 +76,7 @@ def with_dataset(
         graph_refs=tuple(kept_before + refs + kept_after),
         limit=None if query.limit is None else _token_moved(query.limit, delta),
         values_at=None if query.values_at is None else query.values_at + delta,
+        lookup=query.lookup and not default_graphs and not named_graphs,  # FROM: not a lookup
     )
 
 
