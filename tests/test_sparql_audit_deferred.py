@@ -7,6 +7,7 @@ TestClient over create_app, `build_node` from test_bad_input).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -60,21 +61,28 @@ def test_an_answered_query_has_its_one_record_before_the_answer(node, path) -> N
     assert added[0].datasets == ("bim",)
 
 
-def test_an_unwritable_audit_log_gives_no_answer(node, path) -> None:
-    n, client = node
-    before = len(_entries(n))
+@contextlib.contextmanager
+def audit_log_locked(n: InProcessNode) -> Iterator[None]:
+    """Another writer holds the SQLite audit log's lock: no commit is possible meanwhile."""
     store = n.rt.audit.store
     store._connection().execute("PRAGMA busy_timeout=50")
     blocker = sqlite3.connect(store.path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: no commit is possible
+    blocker.execute("BEGIN IMMEDIATE")
     try:
-        resp = client.get(
-            "/sparql", params={"query": COUNT}, headers={**n.auth(READER), "Accept": RESULTS}
-        )
+        yield
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
         store._connection().execute("PRAGMA busy_timeout=30000")
+
+
+def test_an_unwritable_audit_log_gives_no_answer(node, path) -> None:
+    n, client = node
+    before = len(_entries(n))
+    with audit_log_locked(n):
+        resp = client.get(
+            "/sparql", params={"query": COUNT}, headers={**n.auth(READER), "Accept": RESULTS}
+        )
     assert resp.status_code == 503
     assert resp.headers["content-type"].startswith("application/json")
     assert "results" not in resp.text and resp.json()["error"]

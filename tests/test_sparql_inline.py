@@ -8,7 +8,6 @@ pool is busy goes to the pool. In-process (Starlette TestClient over create_app)
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 
@@ -16,6 +15,7 @@ import pyoxigraph as ox
 import pytest
 from starlette.testclient import TestClient
 from test_bad_input import BASE, OWNER, RDFS_LABEL, READER, InProcessNode, build_node
+from test_sparql_audit_deferred import audit_log_locked
 
 from node.service.query import INLINE_ROWS
 
@@ -159,16 +159,8 @@ def test_a_merge_not_planned_yet_is_planned_in_the_pool_first(node, submitted) -
 def test_an_unwritable_audit_log_gives_no_answer_inline_either(node, submitted) -> None:
     n, client = node
     before = len(_entries(n))
-    store = n.rt.audit.store
-    store._connection().execute("PRAGMA busy_timeout=50")
-    blocker = sqlite3.connect(store.path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
+    with audit_log_locked(n):
         resp = _ask(n, client, LOOKUP)
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-        store._connection().execute("PRAGMA busy_timeout=30000")
     assert resp.status_code == 503
     assert "results" not in resp.text and resp.json()["error"]
     assert submitted == []

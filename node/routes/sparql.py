@@ -21,7 +21,7 @@ from node.evidence import evidence_from
 from node.http_body import BodyTooLarge, ClientGone, read_body
 from node.negotiation import content_type, decode_request_body
 from node.runtime import Runtime
-from node.service.dispatch import answer_here, submit_query
+from node.service.dispatch import Asked, answer_here, submit_query
 from node.service.query import Answer, SparqlRequest
 from trust.errors import InvalidToken
 
@@ -60,10 +60,10 @@ class SparqlEndpoint:
         evidence = evidence_from(headers.get(EVIDENCE_HEADER), rt, caller)
         timeout = rt.settings.query_timeout
         deadline = time.monotonic() + timeout
-        request = (caller, req, headers.get("accept"), req.formats, deadline, evidence)
-        answer = answer_here(rt, *request)  # a lookup on an idle node: no thread hop
+        asked = Asked(caller, req, headers.get("accept"), req.formats, deadline, evidence)
+        answer = answer_here(rt, asked)  # a lookup on an idle node: no thread hop
         if answer is None:
-            future = submit_query(rt, *request, defer_audit=True)
+            future = submit_query(rt, asked, defer_audit=True)
             try:
                 answer = await asyncio.wait_for(asyncio.wrap_future(future), timeout + 0.5)
                 if answer.unwritten:

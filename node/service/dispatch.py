@@ -33,7 +33,7 @@ from node.sparql.outline import LOOKUP_MAX_CHARS
 from node.sparql.text import mentions_service
 from trust.delegation import Policy
 
-__all__ = ["EngineSlot", "answer_here", "submit_query"]
+__all__ = ["Asked", "EngineSlot", "answer_here", "submit_query"]
 
 T = TypeVar("T")
 
@@ -60,43 +60,35 @@ class EngineSlot:
             ) from None
 
 
-def submit_query(
-    rt: Runtime,
-    caller: Caller,
-    req: SparqlRequest,
-    accept: str | None,
-    fmt: Sequence[str] | None,
-    deadline: float,
-    evidence: Sequence[Policy],
-    defer_audit: bool = False,
-) -> Future[Answer]:
+@dataclass(frozen=True)
+class Asked:
+    """One SPARQL request as the route read it: who asks, what, in which format, until when."""
+
+    caller: Caller
+    req: SparqlRequest
+    accept: str | None
+    fmt: Sequence[str] | None
+    deadline: float
+    evidence: Sequence[Policy]
+
+    def args(self) -> tuple:
+        """answer_query's arguments after `rt`, in its order."""
+        return (self.caller, self.req, self.accept, self.fmt, self.deadline, self.evidence)
+
+
+def submit_query(rt: Runtime, asked: Asked, defer_audit: bool = False) -> Future[Answer]:
     """Start answering a SPARQL request; the future holds the Answer (audited) or the error.
 
     With `defer_audit`, an answer's entries come back unwritten (answer_query's doc)."""
-    if mentions_service(req.query):  # a false positive costs one thread hop, no decision
-        slot = EngineSlot(rt, deadline)
+    if mentions_service(asked.req.query):  # a false positive costs one thread hop, no decision
+        slot = EngineSlot(rt, asked.deadline)
         return rt.federated.submit(
-            answer_query,
-            *(rt, caller, req, accept, fmt, deadline, evidence),
-            slot=slot,
-            defer_audit=defer_audit,
+            answer_query, rt, *asked.args(), slot=slot, defer_audit=defer_audit
         )
-    return rt.queries.submit(
-        answer_query,
-        *(rt, caller, req, accept, fmt, deadline, evidence),
-        defer_audit=defer_audit,
-    )
+    return rt.queries.submit(answer_query, rt, *asked.args(), defer_audit=defer_audit)
 
 
-def answer_here(
-    rt: Runtime,
-    caller: Caller,
-    req: SparqlRequest,
-    accept: str | None,
-    fmt: Sequence[str] | None,
-    deadline: float,
-    evidence: Sequence[Policy],
-) -> Answer | None:
+def answer_here(rt: Runtime, asked: Asked) -> Answer | None:
     """The answer (audited) of a lookup, computed on the calling thread; None: use submit_query.
 
     Errors of the request itself (400, 403, 406, 503 on an unwritable log) are raised as they
@@ -107,10 +99,10 @@ def answer_here(
         settings.store_backend != "oxigraph"
         or settings.audit_backend != "sqlite"
         or not rt.queries.idle()
-        or len(req.query) > LOOKUP_MAX_CHARS  # not read on the loop: it cannot be a lookup
+        or len(asked.req.query) > LOOKUP_MAX_CHARS  # not read on the loop: it cannot be a lookup
     ):
         return None
     try:
-        return answer_query(rt, caller, req, accept, fmt, deadline, evidence, inline=True)
+        return answer_query(rt, *asked.args(), inline=True)
     except NotHere:
         return None
