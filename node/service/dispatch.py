@@ -30,6 +30,7 @@ from node.errors import QueryTimeout
 from node.runtime import Runtime
 from node.service.query import Answer, NotHere, SparqlRequest, answer_query
 from node.sparql.outline import LOOKUP_MAX_CHARS
+from node.sparql.results import in_this_thread
 from node.sparql.text import mentions_service
 from trust.delegation import Policy
 
@@ -50,7 +51,7 @@ class EngineSlot:
 
         The work must read its results itself (pyoxigraph results stay in their thread).
         """
-        future = self.rt.queries.submit(work)
+        future = self.rt.queries.submit(in_this_thread, work)  # its results die there too
         try:
             return future.result(timeout=max(self.deadline - time.monotonic(), 0.0))
         except FutureTimeout:

@@ -35,6 +35,7 @@ from node.sparql.outline import QueryOutline, check_length, guard, outline, text
 from node.sparql.results import (
     collect_triples,
     read_solutions,
+    release_results,
     serialise_solutions,
     write,
     write_boolean,
@@ -147,6 +148,7 @@ def answer_query(
     except (NotHere, NotPlanned):
         raise NotHere() from None  # nothing is recorded: the pool answers it, and audits it
     except BaseException as exc:
+        release_results(exc)  # the caller may be another thread: no engine result goes along
         if decisions or calls:
             code = "query_timeout" if isinstance(exc, QueryTimeout) else None
             failed = {"error": code or getattr(exc, "code", None) or type(exc).__name__}

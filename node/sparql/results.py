@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -65,6 +67,38 @@ def read_solutions(solutions: ox.QuerySolutions, max_rows: int, deadline: float)
     if time.monotonic() > deadline:
         raise QueryTimeout("query cancelled: it ran past the configured timeout")
     return Table(variables, rows, truncated)
+
+
+T = TypeVar("T")
+
+
+def release_results(exc: BaseException) -> None:
+    """Drop the locals of the finished frames behind `exc` (and its causes) in this thread.
+
+    pyoxigraph's query results may only be freed by the thread that made them: freed elsewhere
+    they are leaked, with an "unsendable ... dropped on another thread" error. An exception
+    raised after a result existed (a timeout while writing it) holds it in its traceback's
+    frames, and a future hands that exception to another thread. Call this before re-raising
+    in the thread that evaluated.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        stack += (current.__cause__, current.__context__)
+
+
+def in_this_thread(work: Callable[[], T]) -> T:
+    """`work()`, with release_results on whatever it raises (for work handed to a thread)."""
+    try:
+        return work()
+    except BaseException as exc:
+        release_results(exc)
+        raise
 
 
 class _DeadlineSink:
