@@ -179,6 +179,9 @@ def _decision_summary(decision: Decision) -> dict[str, Any]:
     }
 
 
+QUICK_GRAPHS = 64  # the most graphs a build=False query reads (scoped_query)
+
+
 def scoped_query(
     store: Store,
     query: str | QueryOutline,
@@ -194,7 +197,9 @@ def scoped_query(
     """Run `query` over only what `scope` permits; the default graph is the RDF merge of it
     (node.store.merge: the engine gets disjoint graphs, so its bag union is a set union).
 
-    With `build=False`, NotPlanned instead of materialising a partial scope or planning a merge.
+    With `build=False` (a caller that must not wait: node/service/dispatch.answer_here),
+    NotPlanned instead of materialising a partial scope, planning a merge, or reading a default
+    graph of more than QUICK_GRAPHS graphs (a pattern costs an index seek in each).
     """
     query = outline(query)
     refuse_engine_service(query.text)
@@ -222,6 +227,8 @@ def scoped_query(
         default = [g for g in (from_graphs or []) if g in permitted]
         named = [g for g in (from_named or []) if g in permitted]
     default = (merges or DEFAULT_PLANNER).default_graphs(target, default, build)
+    if not build and len(default) > QUICK_GRAPHS:
+        raise NotPlanned(f"the default graph spans {len(default)} graphs")
     return target.query(query, default_graph=default, named_graphs=named, timeout=timeout)
 
 

@@ -165,3 +165,28 @@ def test_an_unwritable_audit_log_gives_no_answer_inline_either(node, submitted) 
     assert "results" not in resp.text and resp.json()["error"]
     assert submitted == []
     assert len(_entries(n)) == before
+
+
+def test_a_lookup_over_many_datasets_is_read_in_the_pool(tmp_path) -> None:
+    from node.enforcement import QUICK_GRAPHS
+
+    many = build_node(tmp_path)  # the owner reads every dataset: bim, secret and these
+    for i in range(QUICK_GRAPHS):
+        triple = f'<{BASE}/id/many/{i}> <{RDFS_LABEL}> "dataset {i}" .\n'
+        many.rt.store.replace_dataset(f"many-{i}", triple.encode(), ox.RdfFormat.N_TRIPLES)
+    seen: list[object] = []
+    real = many.rt.queries.submit
+
+    def counting(fn, *args, **kwargs):
+        seen.append(fn)
+        return real(fn, *args, **kwargs)
+
+    many.rt.queries.submit = counting  # type: ignore[method-assign]
+    with TestClient(many.app, base_url=BASE, raise_server_exceptions=False) as client:
+        many.app.state.warmer.stop()
+        query = f"SELECT ?o WHERE {{ <{BASE}/id/many/7> ?p ?o }}"
+        for _ in range(2):  # the first plans the merge; the second finds it planned
+            resp = _ask(many, client, query, party=OWNER)
+            assert resp.status_code == 200, resp.text
+            assert [r["o"]["value"] for r in resp.json()["results"]["bindings"]] == ["dataset 7"]
+    assert len(seen) == 2  # both in the pool: over QUICK_GRAPHS graphs, never on the loop
