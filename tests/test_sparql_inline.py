@@ -190,3 +190,30 @@ def test_a_lookup_over_many_datasets_is_read_in_the_pool(tmp_path) -> None:
             assert resp.status_code == 200, resp.text
             assert [r["o"]["value"] for r in resp.json()["results"]["bindings"]] == ["dataset 7"]
     assert len(seen) == 2  # both in the pool: over QUICK_GRAPHS graphs, never on the loop
+
+
+@pytest.mark.parametrize(
+    ("query", "accept", "status"),
+    [
+        (f"SELECT ?o WHERE {{ <{BASE}/id/building/b1> ex:p ?o }}", RESULTS, 400),  # no PREFIX ex:
+        (LOOKUP, "image/png", 406),  # nothing acceptable
+    ],
+)
+def test_bad_input_on_the_loop_is_answered_as_from_the_pool(
+    node, submitted, monkeypatch: pytest.MonkeyPatch, query: str, accept: str, status: int
+) -> None:
+    n, client = node
+
+    def ask():
+        return client.get(
+            "/sparql", params={"query": query}, headers={**n.auth(READER), "Accept": accept}
+        )
+
+    here = ask()
+    assert submitted == []  # answered on the loop
+    monkeypatch.setattr(n.rt.queries, "idle", lambda: False)
+    pooled = ask()
+    assert len(submitted) == 1
+    assert here.status_code == pooled.status_code == status, (here.text, pooled.text)
+    assert here.headers["content-type"].startswith("application/json")
+    assert here.json() == pooled.json() and here.json()["error"]

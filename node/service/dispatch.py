@@ -12,8 +12,9 @@ A lookup (one triple pattern, QueryOutline.lookup) that arrives while the pool i
 answered on the event loop itself (`answer_here`), as a resource GET is: its cost is bounded
 by the rows it returns, and the two thread wake-ups of a pool round trip (about 0.1 ms here)
 are most of what it would cost. Only with the embedded store and the SQLite audit log, whose
-reads and commits take microseconds; anything over the row budget, or that would first build
-a merge or a partial view, goes to the pool.
+reads and commits take microseconds; anything over the row budget, that would first build a
+merge or a partial view, or whose default graph spans more than QUICK_GRAPHS graphs, goes to
+the pool.
 """
 
 from __future__ import annotations

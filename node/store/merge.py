@@ -87,8 +87,9 @@ def merge_name(keys: Sequence[GraphKey]) -> str:
 
 
 class NotPlanned(Exception):
-    """Answering would first build something (a merge plan, a materialised view): asked with
-    `build=False` by a caller that must not wait for that (an inline lookup, dispatch.py)."""
+    """Answering is not cheap now: it would first build something (a merge plan, a materialised
+    view) or read very many graphs. Raised for `build=False`, asked by a caller that must not
+    wait (an inline lookup, node/service/dispatch.py)."""
 
 
 class MergePlanner:
