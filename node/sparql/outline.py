@@ -49,6 +49,9 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 # Below this many structure characters pyoxigraph's recursion cannot exhaust the query thread's
 # stack, however the text is read (it takes several thousand nested groups or OPTIONALs).
 ENGINE_SAFE_STRUCTURE = 2048
+# The longest text that can be a lookup. It is also the longest text OutlineCache keeps, so a
+# text read on the event loop to see whether it is one is not read again in the query pool.
+LOOKUP_MAX_CHARS = 2048
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class OutlineCache:
     another party asked. Bounded (`size` texts of at most `max_chars`); an outline is immutable,
     so one may be shared by concurrent requests. The limits are still checked per request."""
 
-    def __init__(self, size: int = 256, max_chars: int = 2048) -> None:
+    def __init__(self, size: int = 256, max_chars: int = LOOKUP_MAX_CHARS) -> None:
         self.size, self.max_chars = size, max_chars
         self._kept: dict[tuple[str, str], QueryOutline] = {}
         self._lock = threading.Lock()
@@ -337,7 +340,6 @@ def _reads_ambiguously(text: str, tokens: Sequence[Token], declared: dict[str, s
     return False
 
 
-LOOKUP_MAX_CHARS = 2048
 _TERM_KINDS = frozenset((VAR, IRI, NUMBER))
 
 
